@@ -1,0 +1,122 @@
+"""Credentials: device tokens, operator passwords and JWTs. No I/O here.
+
+Device tokens are 256-bit random strings, so a plain SHA-256 is enough to
+store them (nothing to brute-force) and lets ingest find a device by hash in
+one indexed lookup. Passwords are low-entropy and get Argon2id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from server.model import ROLES, Role
+
+TokenKind = Literal["access", "refresh"]
+_ALGORITHM = "HS256"
+_hasher = PasswordHasher()
+# Verifying against this keeps a login for an unknown user as slow as a real one.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def new_device_token() -> str:
+    return "bt_" + secrets.token_urlsafe(32)
+
+
+def hash_device_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class InvalidToken(Exception):
+    """The bearer token is missing, malformed, expired or of the wrong kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: int
+    username: str
+    role: Role
+
+    def can(self, role: Role) -> bool:
+        """True when this principal's role is at least ``role`` (admin > operator > viewer)."""
+        return ROLES.index(self.role) <= ROLES.index(role)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    secret: str
+    access_ttl_s: int
+    refresh_ttl_s: int
+
+    def issue(self, principal: Principal, kind: TokenKind, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        ttl = self.access_ttl_s if kind == "access" else self.refresh_ttl_s
+        claims: dict[str, Any] = {
+            "sub": str(principal.user_id),
+            "name": principal.username,
+            "role": principal.role,
+            "typ": kind,
+            "iat": int(now),
+            "exp": int(now) + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self.secret, algorithm=_ALGORITHM)
+
+    def pair(self, principal: Principal) -> dict[str, Any]:
+        return {
+            "access_token": self.issue(principal, "access"),
+            "refresh_token": self.issue(principal, "refresh"),
+            "token_type": "bearer",
+            "expires_in": self.access_ttl_s,
+        }
+
+    def verify(self, token: str, kind: TokenKind) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[_ALGORITHM],
+                options={"require": ["exp", "sub", "typ", "role"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("token expired") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("token invalid") from None
+        if claims.get("typ") != kind:
+            raise InvalidToken(f"expected an {kind} token")
+        role = claims.get("role")
+        if role not in ROLES:
+            raise InvalidToken("token invalid")
+        try:
+            user_id = int(claims["sub"])
+        except (TypeError, ValueError):
+            raise InvalidToken("token invalid") from None
+        return Principal(user_id, str(claims.get("name", "")), role)
+
+
+def bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header, else None."""
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None

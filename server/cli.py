@@ -1,0 +1,208 @@
+"""``bustracker``: run the server, manage devices and operators, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from server.auth import hash_device_token, hash_password, new_device_token
+from server.demo import DemoError
+from server.model import ROLES
+from server.settings import Settings, SettingsError, load_settings
+from server.store import open_store
+from server.store.base import Conflict, Store, StoreUnavailable
+
+
+class CliError(Exception):
+    """Shown to the user as ``bustracker: <message>`` with exit code 2."""
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
+    async def run() -> int:
+        store = open_store(settings.database_url, settings.data_dir)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _print(obj: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(obj) if as_json else text)
+
+
+def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: Store) -> int:
+        if args.action == "add":
+            token = new_device_token()
+            try:
+                device = await store.add_device(args.name, hash_device_token(token), args.route)
+            except Conflict:
+                raise CliError(f"a device named {args.name!r} exists already") from None
+            out = {"id": device.id, "name": device.name, "token": token}
+            _print(
+                out,
+                args.json,
+                f"device {device.id} {device.name}\ntoken: {token}\n"
+                "(shown once: put it in the bus unit's token_file now)",
+            )
+        elif args.action == "list":
+            devices = await store.list_devices()
+            rows = [
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "active": d.active,
+                    "in_service": d.in_service,
+                    "route": d.route,
+                }
+                for d in devices
+            ]
+            text = "\n".join(
+                f"{d.id:>5}  {d.name:<20} {'active' if d.active else 'revoked':<8} {d.route or ''}"
+                for d in devices
+            )
+            _print({"devices": rows}, args.json, text or "no devices")
+        elif args.action == "rotate":
+            token = new_device_token()
+            if not await store.set_device_token(args.id, hash_device_token(token)):
+                raise CliError(f"no device with id {args.id}")
+            _print({"id": args.id, "token": token}, args.json, f"new token: {token}")
+        elif args.action == "revoke":
+            if not await store.revoke_device(args.id):
+                raise CliError(f"no device with id {args.id}")
+            _print({"id": args.id, "revoked": True}, args.json, f"device {args.id} revoked")
+        return 0
+
+    return _with_store(settings, work)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+
+        password = getpass.getpass("password: ")
+    if len(password) < 8:
+        raise CliError("password: at least 8 characters")
+    return password
+
+
+def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    password_hash = hash_password(_read_password(args))
+
+    async def work(store: Store) -> int:
+        try:
+            user = await store.add_user(args.name, password_hash, args.role)
+        except Conflict:
+            raise CliError(f"a user named {args.name!r} exists already") from None
+        _print(
+            {"id": user.id, "username": user.username, "role": user.role},
+            args.json,
+            f"user {user.id} {user.username} ({user.role})",
+        )
+        return 0
+
+    return _with_store(settings, work)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(store: Store) -> int:
+        migrate = getattr(store, "migrate", None)
+        if migrate is not None:
+            await migrate()
+        print("schema is current")
+        return 0
+
+    return _with_store(settings, work)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+        ws="websockets-sansio",
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from server.demo import run_demo
+
+    return run_demo(settings, buses=args.buses, host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bustracker", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="server on the embedded defaults + simulated buses")
+    demo.add_argument("--buses", type=int, default=5)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=3000)
+    demo.set_defaults(func=cmd_demo)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    device = sub.add_parser("device", help="bus units and their tokens")
+    dsub = device.add_subparsers(dest="action", required=True)
+    add = dsub.add_parser("add", help="register a bus unit; prints its token once")
+    add.add_argument("name")
+    add.add_argument("--route")
+    for name, helptext in (("rotate", "issue a new token"), ("revoke", "disable the token")):
+        action = dsub.add_parser(name, help=helptext)
+        action.add_argument("id", type=int)
+    dsub.add_parser("list", help="list devices")
+    for action in dsub.choices.values():
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+    device.set_defaults(func=cmd_device)
+
+    user = sub.add_parser("user", help="operator accounts")
+    usub = user.add_subparsers(dest="action", required=True)
+    uadd = usub.add_parser("add", help="create an operator account")
+    uadd.add_argument("name")
+    uadd.add_argument("--role", choices=ROLES, default="operator")
+    uadd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    uadd.add_argument("--json", action="store_true")
+    user.set_defaults(func=cmd_user)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(os.environ)
+        code: int = args.func(args, settings)
+        return code
+    except (SettingsError, CliError, DemoError) as exc:
+        print(f"bustracker: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable as exc:
+        print(f"bustracker: database unavailable: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""``bustracker demo``: the whole system on one machine, on the embedded defaults.
+
+The server runs in this process; each simulated bus is a real
+``bustracker-agent`` process replaying NMEA that the agent's own simulator
+generates, so the demo exercises the same code a bus unit runs. The server
+never imports the agent: they meet over HTTP, as in the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from server.auth import hash_device_token, hash_password, new_device_token
+from server.settings import Settings
+from server.store import open_store
+
+DEMO_USER = "demo"
+ROUTES = ("1", "2", "5", "14", "90")
+
+
+@dataclass(frozen=True)
+class Bus:
+    name: str
+    token: str
+    route: str
+
+
+class DemoError(Exception):
+    pass
+
+
+def _agent_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "agent", *args]
+
+
+async def _prepare(settings: Settings, buses: int) -> tuple[str, list[Bus]]:
+    store = open_store(settings.database_url, settings.data_dir)
+    await store.open()
+    try:
+        password = secrets.token_urlsafe(9)
+        await store.add_user(DEMO_USER, hash_password(password), "admin")
+        fleet = []
+        for i in range(1, buses + 1):
+            token = new_device_token()
+            route = ROUTES[(i - 1) % len(ROUTES)]
+            await store.add_device(f"bus-{i:02d}", hash_device_token(token), route)
+            fleet.append(Bus(f"bus-{i:02d}", token, route))
+        return password, fleet
+    finally:
+        await store.close()
+
+
+def _agent_config(workdir: Path, bus: Bus, url: str, seed: int) -> Path:
+    nmea = workdir / f"{bus.name}.nmea"
+    start = datetime.now(UTC).replace(microsecond=0).isoformat()
+    subprocess.run(
+        _agent_cmd(
+            "simulate",
+            "--seed",
+            str(seed),
+            "--duration",
+            "3600",
+            "--out",
+            str(nmea),
+            "--start",
+            start,
+        ),
+        check=True,
+    )
+    config = workdir / f"{bus.name}.toml"
+    config.write_text(
+        f'[server]\nurl = "{url}"\ntoken = "{bus.token}"\n\n'
+        f'[gps]\nsource = "replay"\npath = "{nmea}"\nspeed = 1.0\nloop = true\n\n'
+        f'[buffer]\npath = "{workdir / (bus.name + ".sqlite3")}"\n'
+    )
+    return config
+
+
+async def _serve(
+    settings: Settings, host: str, port: int, workdir: Path, fleet: list[Bus], password: str
+) -> None:
+    import uvicorn
+
+    from server.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+            raise DemoError(f"the server could not start on {host}:{port}")
+        await asyncio.sleep(0.05)
+    url = f"http://{host}:{port}"
+    agents: list[subprocess.Popen[bytes]] = []
+    try:
+        for seed, bus in enumerate(fleet, start=1):
+            config = await asyncio.to_thread(_agent_config, workdir, bus, url, seed)
+            agents.append(subprocess.Popen(_agent_cmd("run", "--config", str(config))))
+        print(
+            f"\nbustracker demo: {len(fleet)} buses reporting to {url}\n"
+            f"  sign in:   {DEMO_USER} / {password}\n"
+            f"  live map:  {url}/\n"
+            f"  the API:   TOKEN=$(curl -s -X POST {url}/v1/auth/login -H 'Content-Type: "
+            f'application/json\' -d \'{{"username":"{DEMO_USER}","password":"{password}"}}\''
+            " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
+            f'             curl -s -H "Authorization: Bearer $TOKEN" {url}/v1/fleet/live\n'
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        await serving
+    finally:
+        for proc in agents:
+            proc.terminate()
+        for proc in agents:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_demo(settings: Settings, *, buses: int, host: str, port: int) -> int:
+    if importlib.util.find_spec("agent") is None or importlib.util.find_spec("pynmea2") is None:
+        raise DemoError("the demo runs the bus agent too: pip install 'bustracker[agent,server]'")
+    if not 1 <= buses <= 200:
+        raise DemoError("--buses: between 1 and 200")
+    workdir = settings.data_dir / "demo"
+    # A fresh fleet every run: the demo prints new tokens and a new password.
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    # Always the embedded store: the demo must not touch a production database.
+    settings = replace(settings, data_dir=workdir, database_url=None)
+    password, fleet = asyncio.run(_prepare(settings, buses))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, host, port, workdir, fleet, password))
+    return 0

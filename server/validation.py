@@ -1,0 +1,191 @@
+"""Protocol v1 decoding and per-fix validation. Pure: bytes and dicts in, records out.
+
+One bad fix never blocks a batch: each fix is judged alone and a rejection
+carries its index and a reason the agent can log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from server.model import FixIn
+
+# Before GPS time can be trusted: a receiver that reports 1980 or 1999 is
+# still in its week-rollover or cold-start state.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# Epoch seconds beyond this are almost surely milliseconds.
+_MAX_EPOCH_S = 32503680000.0  # year 3000
+
+
+class BodyError(Exception):
+    """The whole request is unusable; ``status`` is the HTTP answer (413, 415, 422)."""
+
+    def __init__(self, status: int, reason: str, **extra: Any) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    fixes: list[tuple[int, FixIn]]
+    rejected: list[Rejection]
+    agent: dict[str, Any]
+
+
+def inflate(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding``; refuse bodies (and gzip bombs) larger than ``limit``."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        if len(raw) > limit:
+            raise BodyError(413, f"body larger than {limit} bytes", max_body_bytes=limit)
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        raise BodyError(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise BodyError(422, "body is not valid gzip") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise BodyError(413, f"body larger than {limit} bytes once inflated", max_body_bytes=limit)
+    if not inflater.eof:
+        raise BodyError(422, "gzip body is truncated")
+    return out
+
+
+def parse_batch(body: bytes, max_batch: int) -> tuple[list[Any], dict[str, Any]]:
+    """The ``fixes`` list and ``agent`` object of a v1 body, or BodyError."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BodyError(422, f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BodyError(422, "body is nested too deeply") from None
+    if not isinstance(doc, dict):
+        raise BodyError(422, "body must be a JSON object with a 'fixes' list")
+    fixes = doc.get("fixes")
+    if not isinstance(fixes, list):
+        raise BodyError(422, "'fixes' must be a list")
+    if len(fixes) > max_batch:
+        raise BodyError(
+            413, f"{len(fixes)} fixes in one request; at most {max_batch}", max_batch=max_batch
+        )
+    agent = doc.get("agent")
+    return fixes, agent if isinstance(agent, dict) else {}
+
+
+def parse_time(value: Any) -> datetime:
+    """ISO 8601 with an offset, or epoch seconds; raises ValueError with a reason."""
+    if isinstance(value, bool):
+        raise ValueError("t: must be an ISO 8601 string or epoch seconds")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not 0 <= value < _MAX_EPOCH_S:
+            raise ValueError("t: epoch seconds out of range (milliseconds sent?)")
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"t: not an ISO 8601 time: {value[:40]!r}") from None
+        if t.tzinfo is None:
+            raise ValueError("t: needs a UTC offset or 'Z'")
+        return t.astimezone(UTC)
+    raise ValueError("t: must be an ISO 8601 string or epoch seconds")
+
+
+def _number(fix: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
+    value = fix.get(key)
+    if value is None:
+        return None
+    # bool is an int subclass in Python; "true" is never a latitude.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key}: must be a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{key}: must be a finite number")
+    if not lo <= value <= hi:
+        raise ValueError(f"{key}: {value} outside {lo:g}..{hi:g}")
+    return float(value)
+
+
+def _integer(fix: dict[str, Any], key: str, lo: int, hi: int) -> int | None:
+    value = fix.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key}: must be an integer, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{key}: {value} outside {lo}..{hi}")
+    return value
+
+
+def validate_fix(raw: Any, now: datetime, future_tolerance: timedelta) -> FixIn:
+    """One wire fix as a FixIn; ValueError carries the reason. Unknown keys are ignored."""
+    if not isinstance(raw, dict):
+        raise ValueError("fix must be a JSON object")
+    for key in ("t", "lat", "lon"):
+        if raw.get(key) is None:
+            raise ValueError(f"{key}: required")
+    t = parse_time(raw["t"])
+    if t < EARLIEST:
+        raise ValueError(f"t: {t.isoformat()} is before {EARLIEST.year}; GPS time not settled")
+    if t > now + future_tolerance:
+        raise ValueError(
+            f"t: {int((t - now).total_seconds())} s in the future "
+            f"(at most {int(future_tolerance.total_seconds())} s allowed)"
+        )
+    lat = _number(raw, "lat", -90, 90)
+    lon = _number(raw, "lon", -180, 180)
+    assert lat is not None and lon is not None
+    if lat == 0 and lon == 0:
+        raise ValueError("lat/lon: 0,0 is a receiver's no-fix placeholder")
+    return FixIn(
+        t=t,
+        lat=lat,
+        lon=lon,
+        alt=_number(raw, "alt", -1000, 20000),
+        speed=_number(raw, "speed", 0, 150),
+        heading=_number(raw, "heading", 0, 360),
+        hdop=_number(raw, "hdop", 0, 100),
+        sats=_integer(raw, "sats", 0, 255),
+        mode=_integer(raw, "mode", 0, 3),
+    )
+
+
+def validate_batch(
+    items: list[Any], now: datetime, future_tolerance: timedelta = timedelta(minutes=5)
+) -> tuple[list[tuple[int, FixIn]], list[Rejection]]:
+    good: list[tuple[int, FixIn]] = []
+    bad: list[Rejection] = []
+    for index, raw in enumerate(items):
+        try:
+            good.append((index, validate_fix(raw, now, future_tolerance)))
+        except ValueError as exc:
+            bad.append(Rejection(index, str(exc)))
+    return good, bad
+
+
+def decode(
+    raw: bytes,
+    content_encoding: str | None,
+    now: datetime,
+    *,
+    max_batch: int,
+    max_body_bytes: int,
+    future_tolerance: timedelta = timedelta(minutes=5),
+) -> Batch:
+    items, agent = parse_batch(inflate(raw, content_encoding, max_body_bytes), max_batch)
+    good, bad = validate_batch(items, now, future_tolerance)
+    return Batch(good, bad, agent)
