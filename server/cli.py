@@ -115,14 +115,13 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    async def work(store: Store) -> int:
-        migrate = getattr(store, "migrate", None)
-        if migrate is not None:
-            await migrate()
-        print("schema is current")
+    async def run() -> int:
+        store = open_store(settings.database_url, settings.data_dir)
+        applied: list[str] = await store.migrate()
+        print(f"applied {', '.join(applied)}" if applied else "schema is current")
         return 0
 
-    return _with_store(settings, work)
+    return asyncio.run(run())
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -52,6 +52,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     future_tolerance_s: int = 300
     offline_after_s: int = 120
+    # Days of positions kept (PostGIS drops whole daily partitions); 0 keeps all.
+    retention_days: int = 90
     # False when JWT_SECRET was not given: tokens then die with the process.
     jwt_secret_configured: bool = False
 
@@ -137,4 +139,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_batch=_int(env, "MAX_BATCH", 500),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         offline_after_s=parse_duration("OFFLINE_AFTER", env.get("OFFLINE_AFTER", "120s")),
+        retention_days=_int(env, "RETENTION_DAYS", 90, minimum=0),
     )

@@ -23,6 +23,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations (no open() needed); the names applied."""
+
     async def ping(self) -> None:
         """Raise StoreUnavailable when the database does not answer."""
 

@@ -85,7 +85,7 @@ class RunningServer:
 
     def start(self) -> RunningServer:
         # Schema first, as `bustracker migrate` does before a PostGIS server starts.
-        self._with_store(lambda s: _migrate(s))
+        run_async(open_store(self.settings.database_url, self.settings.data_dir).migrate)
         port = free_port()
         config = uvicorn.Config(
             create_app(self.settings),
@@ -111,12 +111,6 @@ class RunningServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=15)
-
-
-async def _migrate(store: Store) -> None:
-    migrate = getattr(store, "migrate", None)
-    if migrate is not None:
-        await migrate()
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:

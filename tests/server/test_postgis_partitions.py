@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from server.model import FixIn
-from server.store import SchemaNotCurrent
+from server.store import SchemaNotCurrent, open_store
 from server.store.postgis import PostgisStore
 
 pytestmark = pytest.mark.postgis
@@ -129,15 +130,18 @@ async def test_concurrent_starters_migrate_once(postgis_url: str) -> None:
     assert sorted(results) == [[], [], ["0001_init"]]
 
 
-async def test_open_without_migrate_names_the_missing_migration(postgis_url: str) -> None:
-    unmigrated = PostgisStore(postgis_url, migrate=False)
+async def test_open_without_migrate_names_the_missing_migration(
+    postgis_url: str, tmp_path: Path
+) -> None:
+    # What a server start does: check only, and say what to run.
+    unmigrated = open_store(postgis_url, tmp_path, migrate=False)
     with pytest.raises(SchemaNotCurrent, match="0001_init") as caught:
         await unmigrated.open()
     assert caught.value.missing == ["0001_init"]
     assert "bustracker migrate" in str(caught.value)
 
     assert await PostgisStore(postgis_url).migrate() == ["0001_init"]
-    checked = PostgisStore(postgis_url, migrate=False)
+    checked = open_store(postgis_url, tmp_path, migrate=False)
     await checked.open()  # now current: the server starts
     await checked.ping()
     await checked.close()

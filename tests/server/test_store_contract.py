@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +14,7 @@ from server.model import FixIn
 from server.store import Conflict, Store, StoreUnavailable, open_store
 from server.store.postgis import PostgisStore
 from server.store.sqlite import SqliteStore
+from tests.services import free_port
 
 # Recent times, so on PostGIS the fixes land in real daily partitions, not the default.
 BASE = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
@@ -44,13 +44,6 @@ async def store(database_url: str | None, tmp_path: Path) -> AsyncIterator[Store
 
 async def add_bus(store: Store, name: str = "bus-1", route: str | None = "7") -> int:
     return (await store.add_device(name, f"hash-of-{name}", route=route)).id
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens once the socket is closed
 
 
 # backend selection -------------------------------------------------------------
@@ -290,7 +283,8 @@ async def test_unreachable_database_is_store_unavailable(tmp_path: Path, backend
         (tmp_path / "not-a-dir").write_text("")
         unreachable = SqliteStore(tmp_path / "not-a-dir" / "db.sqlite3")
     else:
-        url = f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres"
+        # Nothing listens on a port free_port() just released.
+        url = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
         unreachable = PostgisStore(url, connect_timeout=2.0)
     with pytest.raises(StoreUnavailable):
         await unreachable.open()

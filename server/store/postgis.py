@@ -1,0 +1,399 @@
+"""PostGIS store: an asyncpg pool, plain SQL, positions partitioned by UTC day."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
+from server.store import migrations
+from server.store.base import Conflict, StoreUnavailable
+
+# Errors that mean "the database is not reachable right now", as opposed to a bug
+# in a query: the caller answers 503 and the agent retries later.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,  # connect timeout, pool acquire timeout, command timeout
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+_PARTITION_LOCK_KEY = migrations.LOCK_KEY + 1
+_PARTITION_RE = re.compile(r"^positions_(\d{8})$")
+
+_FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
+_DEVICE_COLS = "id, name, active, in_service, route"
+_USER_COLS = "id, username, password_hash, role"
+_LIVE_SELECT = """
+SELECT lp.device_id, d.name, d.route, d.in_service, lp.received_at,
+       lp.fix_time, lp.lat, lp.lon, lp.alt, lp.speed, lp.heading, lp.hdop, lp.sats, lp.mode
+FROM last_positions lp JOIN devices d ON d.id = lp.device_id
+"""
+
+# One round trip per batch: dedupe inside the batch (first occurrence wins, as it
+# would on a retry), insert with ON CONFLICT DO NOTHING to count what was new, and
+# move last_positions only forward. All CTEs share one snapshot and commit together.
+_INSERT_BATCH = f"""
+WITH batch AS (
+    SELECT DISTINCT ON (fix_time) {_FIX_COLS}
+    FROM unnest($2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+                $7::float8[], $8::float8[], $9::int4[], $10::int4[])
+         WITH ORDINALITY AS b({_FIX_COLS}, ord)
+    ORDER BY fix_time, ord
+),
+stored AS (
+    INSERT INTO positions (device_id, received_at, {_FIX_COLS}, geog)
+    SELECT $1, $11, {_FIX_COLS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
+    FROM batch
+    ON CONFLICT (device_id, fix_time) DO NOTHING
+    RETURNING fix_time
+),
+moved AS (
+    INSERT INTO last_positions (device_id, received_at, {_FIX_COLS}, geog)
+    SELECT $1, $11, {_FIX_COLS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
+    FROM (SELECT * FROM batch ORDER BY fix_time DESC LIMIT 1) AS newest
+    ON CONFLICT (device_id) DO UPDATE SET
+        fix_time = excluded.fix_time, received_at = excluded.received_at,
+        lat = excluded.lat, lon = excluded.lon, alt = excluded.alt,
+        speed = excluded.speed, heading = excluded.heading, hdop = excluded.hdop,
+        sats = excluded.sats, mode = excluded.mode, geog = excluded.geog
+    WHERE excluded.fix_time > last_positions.fix_time
+    RETURNING device_id, received_at, {_FIX_COLS}
+)
+SELECT (SELECT count(*) FROM stored) AS accepted, m.*, d.name, d.route, d.in_service
+FROM (SELECT 1) AS one
+LEFT JOIN moved AS m ON true
+LEFT JOIN devices AS d ON d.id = m.device_id
+"""
+
+
+def _fix(row: Any) -> FixIn:
+    return FixIn(
+        t=row["fix_time"], lat=row["lat"], lon=row["lon"], alt=row["alt"],
+        speed=row["speed"], heading=row["heading"], hdop=row["hdop"],
+        sats=row["sats"], mode=row["mode"],
+    )  # fmt: skip
+
+
+def _live(row: Any) -> LivePosition:
+    return LivePosition(
+        device_id=row["device_id"], name=row["name"], fix=_fix(row),
+        received_at=row["received_at"], route=row["route"], in_service=row["in_service"],
+    )  # fmt: skip
+
+
+# The selected columns are named exactly like the dataclass fields.
+def _device(row: Any) -> Device:
+    return Device(**dict(row))
+
+
+def _user(row: Any) -> User:
+    return User(**dict(row))
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+class PostgisStore:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        migrate: bool = True,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 30.0,
+    ) -> None:
+        self._url = url
+        self._migrate = migrate
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        # timeout= is asyncpg's connect timeout: a dead host fails fast, not after 60 s.
+        self._pool_args = dict(min_size=min_size, max_size=max_size, timeout=connect_timeout)
+        self._pool: Any = None
+
+    # lifecycle ---------------------------------------------------------------
+    async def open(self) -> None:
+        if self._migrate:
+            await self.migrate()
+        try:
+            pool = await asyncpg.create_pool(
+                self._url, command_timeout=self._command_timeout, **self._pool_args
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
+        self._pool = pool
+        try:
+            async with self._conn() as conn:
+                await migrations.check(conn)
+            await self.ensure_partitions()
+        except BaseException:
+            self._pool = None
+            await pool.close()
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                # A graceful close waits for borrowed connections; never forever.
+                await asyncio.wait_for(pool.close(), timeout=self._command_timeout)
+            except TimeoutError:
+                pool.terminate()
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; usable without open() (``bustracker migrate``)."""
+        try:
+            # A dedicated connection without command_timeout: a migration may be slow.
+            conn = await asyncpg.connect(self._url, timeout=self._connect_timeout)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
+        try:
+            names: list[str] = await migrations.apply(conn)
+            return names
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise RuntimeError("PostgisStore is not open")
+        try:
+            async with self._pool.acquire(timeout=self._connect_timeout) as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
+
+    async def ping(self) -> None:
+        await self._fetchrow("SELECT 1")
+
+    # partitions --------------------------------------------------------------
+    async def ensure_partitions(
+        self, now: datetime | None = None, *, days_behind: int = 2, days_ahead: int = 7
+    ) -> list[str]:
+        """Create the daily partitions around ``now`` that are missing; return their names.
+
+        Call at start and periodically (daily is plenty: a week is created ahead).
+        """
+        today = (now or datetime.now(UTC)).astimezone(UTC).date()
+        created: list[str] = []
+        async with self._conn() as conn:
+            for offset in range(-days_behind, days_ahead + 1):
+                day = today + timedelta(days=offset)
+                if await self._create_partition(conn, day):
+                    created.append(f"positions_{day:%Y%m%d}")
+        return created
+
+    async def _create_partition(self, conn: Any, day: date) -> bool:
+        name = f"positions_{day:%Y%m%d}"
+        lo, hi = _day_start(day), _day_start(day + timedelta(days=1))
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK_KEY)
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
+                return False
+            # Creating the partition needs this lock anyway; taking it first means
+            # no insert can slip a row for this day into the default partition
+            # between moving the strays out and attaching the new table.
+            await conn.execute("SET LOCAL lock_timeout = '5s'")
+            await conn.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
+            strays = await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM positions_default"
+                " WHERE fix_time >= $1 AND fix_time < $2)",
+                lo,
+                hi,
+            )
+            if strays:
+                # PostgreSQL refuses a new partition while the default one holds
+                # rows of its range, so move them through a temporary table.
+                await conn.execute("CREATE TEMP TABLE _moving (LIKE positions) ON COMMIT DROP")
+                await conn.execute(
+                    "WITH m AS (DELETE FROM positions_default"
+                    " WHERE fix_time >= $1 AND fix_time < $2 RETURNING *)"
+                    " INSERT INTO _moving SELECT * FROM m",
+                    lo,
+                    hi,
+                )
+            # DDL takes no bind parameters; both values derive from a date object.
+            await conn.execute(
+                f"CREATE TABLE {name} PARTITION OF positions"
+                f" FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"
+            )
+            if strays:
+                await conn.execute("INSERT INTO positions SELECT * FROM _moving")
+        return True
+
+    async def retention_drop(
+        self, older_than_days: int = 90, now: datetime | None = None
+    ) -> list[str]:
+        """Drop daily partitions wholly older than the cutoff; return their names.
+
+        Old rows that sit in the default partition are deleted too, so the
+        retention promise holds even for fixes that never had a partition.
+        """
+        today = (now or datetime.now(UTC)).astimezone(UTC).date()
+        cutoff = today - timedelta(days=older_than_days)
+        dropped: list[str] = []
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK_KEY)
+            rows = await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'positions'::regclass ORDER BY c.relname"
+            )
+            for row in rows:
+                match = _PARTITION_RE.match(row["relname"])
+                if match and datetime.strptime(match.group(1), "%Y%m%d").date() < cutoff:
+                    await conn.execute(f"DROP TABLE {row['relname']}")
+                    dropped.append(row["relname"])
+            await conn.execute(
+                "DELETE FROM positions_default WHERE fix_time < $1", _day_start(cutoff)
+            )
+        return dropped
+
+    # one-statement helpers -------------------------------------------------------
+    async def _fetchrow(self, sql: str, *args: object) -> Any:
+        async with self._conn() as conn:
+            return await conn.fetchrow(sql, *args)
+
+    async def _fetch(self, sql: str, *args: object) -> list[Any]:
+        async with self._conn() as conn:
+            rows: list[Any] = await conn.fetch(sql, *args)
+            return rows
+
+    async def _updated(self, sql: str, *args: object) -> bool:
+        async with self._conn() as conn:
+            return bool(await conn.execute(sql, *args) == "UPDATE 1")
+
+    # devices -----------------------------------------------------------------
+    async def add_device(self, name: str, token_hash: str, route: str | None = None) -> Device:
+        try:
+            row = await self._fetchrow(
+                f"INSERT INTO devices (name, token_hash, route) VALUES ($1, $2, $3)"
+                f" RETURNING {_DEVICE_COLS}",
+                name,
+                token_hash,
+                route,
+            )
+        except asyncpg.exceptions.UniqueViolationError as exc:
+            raise Conflict(f"device name or token already in use: {name!r}") from exc
+        return _device(row)
+
+    async def device_by_token_hash(self, token_hash: str) -> Device | None:
+        sql = f"SELECT {_DEVICE_COLS} FROM devices WHERE token_hash = $1 AND active"
+        row = await self._fetchrow(sql, token_hash)
+        return None if row is None else _device(row)
+
+    async def get_device(self, device_id: int) -> Device | None:
+        row = await self._fetchrow(f"SELECT {_DEVICE_COLS} FROM devices WHERE id = $1", device_id)
+        return None if row is None else _device(row)
+
+    async def list_devices(self) -> list[Device]:
+        return [
+            _device(r) for r in await self._fetch(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id")
+        ]
+
+    async def set_device_token(self, device_id: int, token_hash: str) -> bool:
+        # A new token is a fresh credential, so it also re-activates a revoked device.
+        sql = "UPDATE devices SET token_hash = $2, active = true WHERE id = $1"
+        try:
+            return await self._updated(sql, device_id, token_hash)
+        except asyncpg.exceptions.UniqueViolationError as exc:
+            raise Conflict("token already in use") from exc
+
+    async def revoke_device(self, device_id: int) -> bool:
+        return await self._updated("UPDATE devices SET active = false WHERE id = $1", device_id)
+
+    async def update_device(
+        self, device_id: int, *, in_service: bool | None = None, route: str | None = None
+    ) -> Device | None:
+        row = await self._fetchrow(
+            "UPDATE devices SET in_service = COALESCE($2, in_service),"
+            f" route = COALESCE($3, route) WHERE id = $1 RETURNING {_DEVICE_COLS}",
+            device_id,
+            in_service,
+            route,
+        )
+        return None if row is None else _device(row)
+
+    # users -------------------------------------------------------------------
+    async def add_user(self, username: str, password_hash: str, role: Role) -> User:
+        try:
+            row = await self._fetchrow(
+                "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)"
+                f" RETURNING {_USER_COLS}",
+                username,
+                password_hash,
+                role,
+            )
+        except asyncpg.exceptions.UniqueViolationError as exc:
+            raise Conflict(f"user name already in use: {username!r}") from exc
+        return _user(row)
+
+    async def user_by_name(self, username: str) -> User | None:
+        row = await self._fetchrow(f"SELECT {_USER_COLS} FROM users WHERE username = $1", username)
+        return None if row is None else _user(row)
+
+    async def get_user(self, user_id: int) -> User | None:
+        row = await self._fetchrow(f"SELECT {_USER_COLS} FROM users WHERE id = $1", user_id)
+        return None if row is None else _user(row)
+
+    # telemetry ---------------------------------------------------------------
+    async def insert_fixes(
+        self, device_id: int, fixes: Sequence[FixIn], received_at: datetime
+    ) -> InsertResult:
+        if not fixes:
+            return InsertResult(accepted=0, duplicates=0)
+        columns = (
+            [f.t for f in fixes], [f.lat for f in fixes], [f.lon for f in fixes],
+            [f.alt for f in fixes], [f.speed for f in fixes], [f.heading for f in fixes],
+            [f.hdop for f in fixes], [f.sats for f in fixes], [f.mode for f in fixes],
+        )  # fmt: skip
+        try:
+            row = await self._fetchrow(_INSERT_BATCH, device_id, *columns, received_at)
+        except asyncpg.exceptions.ForeignKeyViolationError as exc:
+            raise LookupError(f"no device {device_id}") from exc
+        accepted = int(row["accepted"])
+        live = _live(row) if row["device_id"] is not None else None
+        return InsertResult(accepted=accepted, duplicates=len(fixes) - accepted, live=live)
+
+    async def live_positions(self) -> list[LivePosition]:
+        return [_live(r) for r in await self._fetch(_LIVE_SELECT + " ORDER BY lp.device_id")]
+
+    async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
+        rows = await self._fetch(
+            f"SELECT {_FIX_COLS} FROM positions WHERE device_id = $1"
+            " AND fix_time >= $2 AND fix_time < $3 ORDER BY fix_time",
+            device_id,
+            start,
+            end,
+        )
+        return [_fix(r) for r in rows]
+
+    async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
+        rows = await self._fetch(
+            _LIVE_SELECT + ", (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS g) AS q"
+            " WHERE ST_DWithin(lp.geog, q.g, $3)"
+            " ORDER BY ST_Distance(lp.geog, q.g), lp.device_id",
+            lat,
+            lon,
+            radius_m,
+        )
+        return [_live(r) for r in rows]
+
+    async def count_positions(self, device_id: int | None = None) -> int:
+        # "$1 IS NULL OR ..." would defeat the index; two statements keep each plan simple.
+        if device_id is None:
+            row = await self._fetchrow("SELECT count(*) AS n FROM positions")
+        else:
+            sql = "SELECT count(*) AS n FROM positions WHERE device_id = $1"
+            row = await self._fetchrow(sql, device_id)
+        return int(row["n"])

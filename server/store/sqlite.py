@@ -1,0 +1,386 @@
+"""SQLite store: the embedded default when no DATABASE_URL is given.
+
+One connection, used only from one dedicated worker thread: sqlite3 calls block,
+so they must leave the event loop, and a single thread serialises them without
+any locking of our own. Times are stored as integer epoch microseconds, which
+round-trips a UTC datetime exactly and sorts correctly.
+
+Durability: WAL with ``synchronous=FULL``, so every commit fsyncs the WAL before
+``insert_fixes`` returns. ``NORMAL`` would survive a process crash but can lose
+the last commits on power loss, and the ingest answer promises durability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
+from server.store.base import Conflict, StoreUnavailable
+
+T = TypeVar("T")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_EARTH_RADIUS_M = 6_371_008.8  # mean radius; PostGIS uses the spheroid, close enough
+
+# Primary result codes that mean "the file cannot be used right now" (locked
+# past busy_timeout, disk full, I/O error, cannot open), not a bug in a query.
+_UNAVAILABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY}
+_UNAVAILABLE_CODES |= {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN}
+
+_FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
+# Numbered SQL files; file N brings PRAGMA user_version from N - 1 to N.
+_MIGRATIONS = sorted((Path(__file__).parent / "migrations" / "sqlite").glob("[0-9]*.sql"))
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+_DEVICE_COLS = "id, name, active, in_service, route"
+_USER_COLS = "id, username, password_hash, role"
+_LIVE_SELECT = f"""
+SELECT lp.device_id, d.name, d.route, d.in_service, lp.received_at,
+       {", ".join("lp." + c.strip() for c in _FIX_COLS.split(","))}
+FROM last_positions lp JOIN devices d ON d.id = lp.device_id
+"""
+
+
+def _to_us(dt: datetime) -> int:
+    if dt.utcoffset() is None:
+        raise ValueError(f"naive datetime {dt!r}: fix times must be timezone-aware")
+    return (dt - _EPOCH) // _US
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _fix(row: sqlite3.Row) -> FixIn:
+    return FixIn(
+        t=_from_us(row["fix_time"]), lat=row["lat"], lon=row["lon"], alt=row["alt"],
+        speed=row["speed"], heading=row["heading"], hdop=row["hdop"],
+        sats=row["sats"], mode=row["mode"],
+    )  # fmt: skip
+
+
+def _live(row: sqlite3.Row) -> LivePosition:
+    return LivePosition(
+        device_id=row["device_id"], name=row["name"], fix=_fix(row),
+        received_at=_from_us(row["received_at"]), route=row["route"],
+        in_service=bool(row["in_service"]),
+    )  # fmt: skip
+
+
+def _device(row: sqlite3.Row) -> Device:
+    return Device(
+        id=row["id"], name=row["name"], active=bool(row["active"]),
+        in_service=bool(row["in_service"]), route=row["route"],
+    )  # fmt: skip
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(**dict(row))  # the selected columns are named like the fields
+
+
+def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+@contextmanager
+def _conflict_on_unique(message: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+            raise Conflict(message) from exc
+        raise
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so a second process sharing the
+    # file waits in busy_timeout instead of failing half-way through.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _transaction).
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> list[str]:
+    with _transaction(conn):
+        # Read inside the write transaction: another process may have just migrated.
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {version} is newer than this code ({SCHEMA_VERSION})"
+            )
+        for path in _MIGRATIONS[version:]:
+            for statement in _statements(path.read_text(encoding="utf-8")):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return [path.stem for path in _MIGRATIONS[version:]]
+
+
+def _statements(script: str) -> Iterator[str]:
+    # executescript() would COMMIT our open transaction first, so split the file
+    # and run each statement inside it.
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if any(ln.strip() and not ln.lstrip().startswith("--") for ln in pending.splitlines()):
+        raise RuntimeError(f"unterminated SQL statement in migration: {pending[:80]!r}")
+
+
+class SqliteStore:
+    def __init__(self, path: Path | str) -> None:
+        self._path = Path(path)
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise RuntimeError("SqliteStore is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in _UNAVAILABLE_CODES:
+                raise StoreUnavailable(f"SQLite unavailable: {exc}") from exc
+            raise
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                raise RuntimeError("SqliteStore is not open")
+            return fn(self._conn)
+
+        return await self._call(call)
+
+    # lifecycle ---------------------------------------------------------------
+    async def open(self) -> None:
+        await self._open()
+
+    async def _open(self) -> list[str]:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bustracker-sqlite")
+
+        def connect() -> list[str]:
+            conn = _connect(self._path)
+            try:
+                applied = _migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+            return applied
+
+        try:
+            return await self._call(connect)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            raise
+
+    async def migrate(self) -> list[str]:
+        """Bring the schema up to date (open() does this too); return what was applied."""
+        if self._conn is not None:
+            return []
+        applied = await self._open()
+        await self.close()
+        return applied
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._call(close)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.execute("SELECT count(*) FROM devices").fetchone())
+
+    # one-statement helpers -------------------------------------------------------
+    async def _row(self, sql: str, *args: object) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = await self._run(lambda c: c.execute(sql, args).fetchone())
+        return row
+
+    async def _rows(self, sql: str, *args: object) -> list[sqlite3.Row]:
+        return await self._run(lambda c: c.execute(sql, args).fetchall())
+
+    async def _changed(self, sql: str, *args: object) -> bool:
+        return await self._run(lambda c: c.execute(sql, args).rowcount == 1)
+
+    # devices -----------------------------------------------------------------
+    async def add_device(self, name: str, token_hash: str, route: str | None = None) -> Device:
+        with _conflict_on_unique(f"device name or token already in use: {name!r}"):
+            row = await self._row(
+                "INSERT INTO devices (name, token_hash, route, created_at)"
+                f" VALUES (?, ?, ?, ?) RETURNING {_DEVICE_COLS}",
+                *(name, token_hash, route, _to_us(datetime.now(UTC))),
+            )
+        assert row is not None  # RETURNING always yields the inserted row
+        return _device(row)
+
+    async def device_by_token_hash(self, token_hash: str) -> Device | None:
+        sql = f"SELECT {_DEVICE_COLS} FROM devices WHERE token_hash = ? AND active"
+        row = await self._row(sql, token_hash)
+        return None if row is None else _device(row)
+
+    async def get_device(self, device_id: int) -> Device | None:
+        row = await self._row(f"SELECT {_DEVICE_COLS} FROM devices WHERE id = ?", device_id)
+        return None if row is None else _device(row)
+
+    async def list_devices(self) -> list[Device]:
+        return [
+            _device(r) for r in await self._rows(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id")
+        ]
+
+    async def set_device_token(self, device_id: int, token_hash: str) -> bool:
+        # A new token is a fresh credential, so it also re-activates a revoked device.
+        sql = "UPDATE devices SET token_hash = ?, active = 1 WHERE id = ?"
+        with _conflict_on_unique("token already in use"):
+            return await self._changed(sql, token_hash, device_id)
+
+    async def revoke_device(self, device_id: int) -> bool:
+        return await self._changed("UPDATE devices SET active = 0 WHERE id = ?", device_id)
+
+    async def update_device(
+        self, device_id: int, *, in_service: bool | None = None, route: str | None = None
+    ) -> Device | None:
+        row = await self._row(
+            "UPDATE devices SET in_service = coalesce(?, in_service),"
+            f" route = coalesce(?, route) WHERE id = ? RETURNING {_DEVICE_COLS}",
+            *(None if in_service is None else int(in_service), route, device_id),
+        )
+        return None if row is None else _device(row)
+
+    # users -------------------------------------------------------------------
+    async def add_user(self, username: str, password_hash: str, role: Role) -> User:
+        with _conflict_on_unique(f"user name already in use: {username!r}"):
+            row = await self._row(
+                "INSERT INTO users (username, password_hash, role, created_at)"
+                f" VALUES (?, ?, ?, ?) RETURNING {_USER_COLS}",
+                *(username, password_hash, role, _to_us(datetime.now(UTC))),
+            )
+        assert row is not None  # RETURNING always yields the inserted row
+        return _user(row)
+
+    async def user_by_name(self, username: str) -> User | None:
+        row = await self._row(f"SELECT {_USER_COLS} FROM users WHERE username = ?", username)
+        return None if row is None else _user(row)
+
+    async def get_user(self, user_id: int) -> User | None:
+        row = await self._row(f"SELECT {_USER_COLS} FROM users WHERE id = ?", user_id)
+        return None if row is None else _user(row)
+
+    # telemetry ---------------------------------------------------------------
+    async def insert_fixes(
+        self, device_id: int, fixes: Sequence[FixIn], received_at: datetime
+    ) -> InsertResult:
+        if not fixes:
+            return InsertResult(accepted=0, duplicates=0)
+        received = _to_us(received_at)
+        rows = [
+            (device_id, received, _to_us(f.t), f.lat, f.lon, f.alt, f.speed, f.heading,
+             f.hdop, f.sats, f.mode)
+            for f in fixes
+        ]  # fmt: skip
+        # Newest fix, first occurrence on ties: the same one positions keeps.
+        newest = rows[0]
+        for row in rows[1:]:
+            if row[2] > newest[2]:
+                newest = row
+        columns = f"device_id, received_at, {_FIX_COLS}"
+        marks = ", ".join("?" * 11)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[1:])
+
+        def work(conn: sqlite3.Connection) -> InsertResult:
+            with _transaction(conn):
+                before = conn.total_changes
+                try:
+                    conn.executemany(
+                        f"INSERT INTO positions ({columns}) VALUES ({marks})"
+                        " ON CONFLICT (device_id, fix_time) DO NOTHING",
+                        rows,
+                    )
+                except sqlite3.IntegrityError as exc:
+                    if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+                        raise LookupError(f"no device {device_id}") from exc
+                    raise
+                accepted = conn.total_changes - before
+                before = conn.total_changes
+                conn.execute(
+                    f"INSERT INTO last_positions ({columns}) VALUES ({marks})"
+                    f" ON CONFLICT (device_id) DO UPDATE SET {updates}"
+                    " WHERE excluded.fix_time > last_positions.fix_time",
+                    newest,
+                )
+                live = None
+                if conn.total_changes > before:
+                    sql = _LIVE_SELECT + " WHERE lp.device_id = ?"
+                    live = _live(conn.execute(sql, (device_id,)).fetchone())
+            return InsertResult(accepted=accepted, duplicates=len(fixes) - accepted, live=live)
+
+        return await self._run(work)
+
+    async def live_positions(self) -> list[LivePosition]:
+        return [_live(r) for r in await self._rows(_LIVE_SELECT + " ORDER BY lp.device_id")]
+
+    async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
+        rows = await self._rows(
+            f"SELECT {_FIX_COLS} FROM positions WHERE device_id = ?"
+            " AND fix_time >= ? AND fix_time < ? ORDER BY fix_time",
+            *(device_id, _to_us(start), _to_us(end)),
+        )
+        return [_fix(r) for r in rows]
+
+    async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
+        # A fleet is at most thousands of vehicles: a scan in Python is cheap and
+        # spares SQLite a spatial extension.
+        ranked = [
+            (_haversine_m(lat, lon, p.fix.lat, p.fix.lon), p.device_id, p)
+            for p in await self.live_positions()
+        ]
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        return [p for dist, _, p in ranked if dist <= radius_m]
+
+    async def count_positions(self, device_id: int | None = None) -> int:
+        if device_id is None:
+            row = await self._row("SELECT count(*) FROM positions")
+        else:
+            row = await self._row("SELECT count(*) FROM positions WHERE device_id = ?", device_id)
+        assert row is not None  # an aggregate always yields one row
+        return int(row[0])
