@@ -1,0 +1,3 @@
+"""Shared pytest configuration: the throwaway services live in tests/services.py."""
+
+pytest_plugins = ["tests.services"]
