@@ -1,0 +1,295 @@
+"""The agent's main loop: a capture thread, an uplink thread, and a status heartbeat.
+
+capture thread   source -> pipeline -> buffer (a fix is captured once committed)
+uplink thread    buffer -> server (agent.uplink)
+main thread      every ``status.interval_s``: work out the state, write the status
+                 file atomically, and (under systemd) feed the watchdog, but only
+                 after a real health check: the capture thread alive and still
+                 looping, the uplink thread alive.
+
+States, first match wins: config_error (no usable token), auth_error (token
+refused), starting (no fix yet, just started), no_fix (no valid fix for
+``status.no_fix_after_s``), buffering (the last upload failed), draining (more
+backlog than one request carries), ok. ``stopped`` is written on a clean exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agent import __version__
+from agent.buffer import Buffer
+from agent.fix import Fix
+from agent.pipeline import Context, Pipeline
+from agent.protocol import format_time
+from agent.settings import GpsSettings, Settings
+from agent.sources import GpsdSource, GpsSource, ReplaySource, SerialSource
+from agent.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+# Verdicts that still prove the GPS has a fix (the fix was fine, just not needed).
+_VALID_DROPS = frozenset({"stationary", "thinned"})
+_STA_UNSYNC = 0x0040
+_TIME_ERROR = 5
+
+
+def make_source(gps: GpsSettings) -> GpsSource:
+    if gps.source == "serial":
+        return SerialSource(gps.device, gps.baud, read_timeout=gps.read_timeout_s,
+                            reopen_delay=gps.reconnect_delay_s, idle_s=gps.idle_s)
+    if gps.source == "replay":
+        assert gps.path is not None  # settings insist on it
+        return ReplaySource(gps.path, speed=gps.speed, loop=gps.loop, idle_s=gps.idle_s)
+    return GpsdSource(gps.host, gps.port, connect_timeout=gps.connect_timeout_s,
+                      read_timeout=gps.read_timeout_s, reconnect_delay=gps.reconnect_delay_s,
+                      idle_s=gps.idle_s)
+
+
+class _Timex(ctypes.Structure):
+    # The head of struct timex; the tail is padding the kernel may write into.
+    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
+                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
+                ("status", ctypes.c_int), ("_rest", ctypes.c_byte * 256)]
+
+
+def kernel_clock_synced() -> bool:
+    """What ``timedatectl`` calls "System clock synchronized": chrony or timesyncd
+    clear STA_UNSYNC once the clock is disciplined. Unknown counts as unsynced."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        tx = _Timex()
+        state = libc.adjtimex(ctypes.byref(tx))
+    except (OSError, AttributeError):
+        return False
+    return bool(state not in (-1, _TIME_ERROR) and not tx.status & _STA_UNSYNC)
+
+
+class ClockCheck:
+    """Whether the system clock may veto GPS times; re-asked once a minute."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self._value = False
+        self._at = -1e9
+
+    def __call__(self) -> bool:
+        if self.mode != "auto":
+            return self.mode == "synced"
+        if time.monotonic() - self._at > 60.0:
+            self._value, self._at = kernel_clock_synced(), time.monotonic()
+        return self._value
+
+
+def sd_notify(message: str) -> bool:
+    """Send one sd_notify datagram; a no-op outside systemd (no NOTIFY_SOCKET)."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]  # abstract namespace
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(addr)
+            sock.sendall(message.encode())
+    except OSError as exc:
+        log.warning("sd_notify failed: %s", exc)
+        return False
+    return True
+
+
+def watchdog_interval() -> float | None:
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6  # half the timeout, as systemd recommends
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """tmp + rename: a reader (``status``) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def fix_summary(fix: Fix | None) -> dict[str, Any] | None:
+    if fix is None:
+        return None
+    return {"t": format_time(fix.t), "lat": round(fix.lat, 7), "lon": round(fix.lon, 7)}
+
+
+class Runner:
+    def __init__(self, settings: Settings, source: GpsSource | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self.source = source or make_source(settings.gps)
+        self.transport = transport
+        self.stop = threading.Event()
+        self.clock = ClockCheck(settings.filter.system_clock)
+        self.pipeline = Pipeline(settings.filter)
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self.beat = time.monotonic()  # capture loop progress
+        self.last_valid: float | None = None  # monotonic time of the last valid fix
+        self.last_fix: Fix | None = None
+        self.captured = 0
+        self.capture_done = False  # a replay that reached its end
+        # A source yields at least every idle_s; this much silence means it is wedged.
+        self.stale_after_s = max(10.0, 5 * settings.gps.idle_s)
+        bs = settings.buffer
+        self.buffer = Buffer(bs.path, bs.max_mb, bs.synchronous)  # main thread's view
+        if self.buffer.get_meta("quarantine_version") not in (None, __version__):
+            n = self.buffer.requeue_quarantine()
+            log.info("new agent version: %d quarantined fixes queued again", n)
+        self.last_fix = self.buffer.last()
+        self.uplink = Uplink(settings.server, settings.upload,
+                             Buffer(bs.path, bs.max_mb, bs.synchronous), transport)
+        self._threads: list[threading.Thread] = []
+        self._status_failed = False
+
+    # -- capture ---------------------------------------------------------------------
+
+    def _capture(self) -> None:
+        bs = self.settings.buffer
+        buffer = Buffer(bs.path, bs.max_mb, bs.synchronous)
+        try:
+            while not self.stop.is_set():
+                try:
+                    for item in self.source.fixes(self.stop):
+                        self.beat = time.monotonic()
+                        if item is not None:
+                            self._take(item, buffer)
+                    if not self.stop.is_set():
+                        log.info("gps: input ended")
+                        self.capture_done = True
+                    return
+                except Exception:  # one failure (source or disk) must not end capture
+                    log.exception("capture failed; starting over in %.1f s",
+                                  self.settings.gps.reconnect_delay_s)
+                    self.stop.wait(self.settings.gps.reconnect_delay_s)
+        finally:
+            buffer.close()
+
+    def _take(self, fix: Fix, buffer: Buffer) -> None:
+        ctx = Context(now=datetime.now(UTC), clock_synced=self.clock())
+        verdict = self.pipeline.feed(fix, ctx)
+        if verdict.fix is not None:
+            buffer.add(verdict.fix)  # captured once this returns: the commit is done
+            with self._lock:
+                self.captured += 1
+                self.last_fix = verdict.fix
+        if verdict.fix is not None or verdict.reason in _VALID_DROPS:
+            self.last_valid = time.monotonic()
+        elif verdict.reason not in ("no_fix", "repeat"):
+            log.info("gps: dropped fix t=%s: %s", fix.t, verdict.reason)
+
+    # -- state --------------------------------------------------------------------------
+
+    def state(self) -> str:
+        up = self.uplink.status
+        if up.phase in ("config_error", "auth_error"):
+            return up.phase
+        no_fix_after = self.settings.status.no_fix_after_s
+        now = time.monotonic()
+        if self.last_valid is None or now - self.last_valid > no_fix_after:
+            recent = self.last_valid is None and now - self.started < no_fix_after
+            return "starting" if recent else "no_fix"
+        if up.phase == "buffering":
+            return "buffering"
+        if up.phase == "starting":
+            return "starting"
+        if self.buffer.count() > max(up.batch_size, 1):
+            return "draining"
+        return "ok"
+
+    def status_doc(self, state: str | None = None) -> dict[str, Any]:
+        up = self.uplink.status
+        with self._lock:
+            last_fix, captured = self.last_fix, self.captured
+        return {
+            "state": state or self.state(),
+            "backlog": self.buffer.count(),
+            "last_fix": fix_summary(last_fix),
+            "last_upload": up.last_upload,
+            "last_error": up.last_error,
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "pid": os.getpid(),
+            "version": __version__,
+            "captured": captured,
+            "dropped": dict(self.pipeline.dropped),
+            "quarantined": self.buffer.quarantined(),
+            "batch_size": up.batch_size,
+            "upload_interval_s": up.interval_s,
+            "next_attempt_in_s": up.next_attempt_in_s,
+            "requests": up.requests,
+        }
+
+    def _write_status(self, path: Path, state: str) -> None:
+        try:
+            write_json_atomic(path, self.status_doc(state))
+        except OSError as exc:  # the status file is for people; capture goes on without it
+            if not self._status_failed:
+                log.warning("can't write status file %s: %s", path, exc)
+            self._status_failed = True
+        else:
+            self._status_failed = False
+
+    def healthy(self) -> bool:
+        capture, uplink = self._threads
+        stale = time.monotonic() - self.beat > self.stale_after_s
+        capture_ok = self.capture_done or (capture.is_alive() and not stale)
+        return capture_ok and uplink.is_alive()
+
+    # -- main loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop.set())
+        self._threads = [threading.Thread(target=self._capture, name="capture", daemon=True),
+                         threading.Thread(target=self.uplink.run, args=(self.stop,),
+                                          name="uplink", daemon=True)]
+        for th in self._threads:
+            th.start()
+        status_path = self.settings.status_path
+        with contextlib.suppress(OSError):  # reported by _write_status if it matters
+            status_path.parent.mkdir(parents=True, exist_ok=True)
+        watchdog, ready, last_dog = watchdog_interval(), False, 0.0
+        log.info("agent %s running: gps=%s server=%s buffer=%s", __version__,
+                 self.settings.gps.source, self.settings.server.url, self.settings.buffer.path)
+        try:
+            while True:
+                state = self.state()
+                self._write_status(status_path, state)
+                if self.healthy():
+                    if not ready:
+                        ready = sd_notify(f"READY=1\nSTATUS={state}")
+                    if watchdog and time.monotonic() - last_dog >= watchdog:
+                        sd_notify(f"WATCHDOG=1\nSTATUS={state}")
+                        last_dog = time.monotonic()
+                if self.stop.wait(self.settings.status.interval_s):
+                    break
+        finally:
+            self.stop.set()
+            sd_notify("STOPPING=1")
+            for th in self._threads:
+                th.join(timeout=15)
+            self._write_status(status_path, "stopped")
+            self.buffer.close()
+            log.info("agent stopped")
+        return 0

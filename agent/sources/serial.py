@@ -1,0 +1,151 @@
+"""Fixes from an NMEA receiver on a serial port (UART HAT or USB), without gpsd.
+
+The port is expected to come and go: a USB receiver unplugged by a bump, a
+udev symlink (``/dev/gps0``) that vanishes and reappears pointing at another
+tty. The source keeps reopening the same path, logs the outage once, and
+carries on; the epoch assembler starts fresh on each reopen so a half epoch
+from before the unplug never merges with the first one after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from collections.abc import Iterator
+
+import serial
+
+from agent.fix import Fix
+from agent.nmea import EpochAssembler
+
+log = logging.getLogger(__name__)
+
+# Longest single wait between looks at the stop event.
+_STOP_POLL = 0.25
+# NMEA sentences are at most 82 characters; anything this long without a
+# newline is a wrong baud rate or binary protocol, not a sentence in progress.
+_MAX_LINE = 4096
+
+
+class SerialSource:
+    """Read NMEA from ``device`` with pyserial and assemble it into fixes."""
+
+    def __init__(
+        self,
+        device: str,
+        baud: int = 9600,
+        read_timeout: float = 1.0,
+        reopen_delay: float = 1.0,
+        idle_s: float = 1.0,
+    ) -> None:
+        self.device = device
+        self.baud = baud
+        self.read_timeout = read_timeout
+        self.reopen_delay = reopen_delay
+        self.idle_s = idle_s
+        self.connected = False
+        self._outage_logged = False
+        self._next_tick = 0.0  # monotonic instant when an idle None is due
+
+    def fixes(self, stop: threading.Event) -> Iterator[Fix | None]:
+        self._next_tick = time.monotonic() + self.idle_s
+        while not stop.is_set():
+            port = self._open()
+            if port is None:
+                yield from self._pause(stop, self.reopen_delay)
+                continue
+            try:
+                yield from self._session(port, stop)
+            finally:
+                self.connected = False
+                port.close()
+
+    def _open(self) -> serial.Serial | None:
+        try:
+            # Non-blocking: _session waits with select() in slices it chooses,
+            # so idle ticks keep their rhythm and a stop request is seen quickly.
+            port = serial.Serial(self.device, self.baud, timeout=0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            if not self._outage_logged:
+                log.warning(
+                    "GPS serial port %s unavailable (%s); retrying every %.1f s",
+                    self.device,
+                    exc,
+                    self.reopen_delay,
+                )
+                self._outage_logged = True
+            else:
+                log.debug("GPS serial port %s still unavailable: %s", self.device, exc)
+            return None
+        log.info(
+            "GPS serial port %s %s",
+            self.device,
+            "is back" if self._outage_logged else "opened",
+        )
+        self._outage_logged = False
+        self.connected = True
+        return port
+
+    def _session(self, port: serial.Serial, stop: threading.Event) -> Iterator[Fix | None]:
+        """Read one open port until it fails or ``stop`` is set."""
+        assembler = EpochAssembler()
+        buf = b""
+        last_data = time.monotonic()
+        while not stop.is_set():
+            try:
+                ready, _, _ = select.select([port.fileno()], [], [], self._slice())
+                data: bytes = port.read(max(1, port.in_waiting)) if ready else b""
+            except (serial.SerialException, OSError) as exc:
+                # pyserial reports an unplugged USB device as "device reports
+                # readiness to read but returned no data", a dead pty as EIO.
+                log.warning("GPS serial port %s lost: %s", self.device, exc)
+                self._outage_logged = True
+                for fix in assembler.flush():
+                    yield fix
+                return
+            now = time.monotonic()
+            fixes: list[Fix] = []
+            if data:
+                last_data = now
+                lines = (buf + data).split(b"\n")
+                buf = lines.pop()
+                if len(buf) > _MAX_LINE:
+                    buf = b""
+                for line in lines:
+                    fixes.extend(assembler.feed(line.decode("ascii", errors="replace")))
+            elif now - last_data >= self.read_timeout:
+                # The receiver went quiet mid-epoch: emit what we have rather
+                # than hold it until the next sentence (read_timeout's job).
+                fixes.extend(assembler.flush())
+            for fix in fixes:
+                yield fix
+                self._next_tick = time.monotonic() + self.idle_s
+                if stop.is_set():
+                    return
+            if self._tick_due():
+                yield None
+
+    def _slice(self) -> float:
+        """How long one wait may last: until the next idle tick, at most _STOP_POLL."""
+        return max(0.01, min(self._next_tick - time.monotonic(), _STOP_POLL))
+
+    def _tick_due(self) -> bool:
+        """True when an idle None is due (at least one every idle_s)."""
+        now = time.monotonic()
+        if now < self._next_tick:
+            return False
+        self._next_tick = now + self.idle_s
+        return True
+
+    def _pause(self, stop: threading.Event, seconds: float) -> Iterator[None]:
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            if stop.wait(min(deadline - now, self._slice())):
+                return
+            if self._tick_due():
+                yield None
