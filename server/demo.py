@@ -80,7 +80,9 @@ def _agent_config(workdir: Path, bus: Bus, url: str, seed: int) -> Path:
     config.write_text(
         f'[server]\nurl = "{url}"\ntoken = "{bus.token}"\n\n'
         f'[gps]\nsource = "replay"\npath = "{nmea}"\nspeed = 1.0\nloop = true\n\n'
-        f'[buffer]\npath = "{workdir / (bus.name + ".sqlite3")}"\n'
+        f'[buffer]\npath = "{workdir / (bus.name + ".sqlite3")}"\n\n'
+        # The default status file sits beside the buffer: give each bus its own.
+        f'[status]\npath = "{workdir / (bus.name + ".status.json")}"\n'
     )
     return config
 
@@ -134,7 +136,8 @@ def run_demo(settings: Settings, *, buses: int, host: str, port: int) -> int:
         raise DemoError("the demo runs the bus agent too: pip install 'bustracker[agent,server]'")
     if not 1 <= buses <= 200:
         raise DemoError("--buses: between 1 and 200")
-    workdir = settings.data_dir / "demo"
+    # Absolute: the agent reads paths in its config relative to the config file.
+    workdir = (settings.data_dir / "demo").resolve()
     # A fresh fleet every run: the demo prints new tokens and a new password.
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)

@@ -61,7 +61,7 @@ def process(
                     proc.wait()
 
 
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 1.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -72,13 +72,13 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
-    def up() -> bool:
+    def up() -> bool:  # /health is not rate-limited, so poll it briskly
         try:
             return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
-    wait_for(up, timeout, f"{url} to answer")
+    wait_for(up, timeout, f"{url} to answer", interval=0.2)
 
 
 def login(base: str, username: str, password: str) -> dict[str, str]:
