@@ -42,15 +42,18 @@ from tests.agent.fake_server import FakeServer  # noqa: E402
 START = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 
 
-def line(name: str, value: float, unit: str, goal: float | None = None,
-         better: str = "lower") -> None:
+def line(
+    name: str, value: float, unit: str, goal: float | None = None, better: str = "lower"
+) -> None:
     if goal is None:
         print(f"{name:<44} {value:>10.3f} {unit}")
         return
     ratio = value / goal
     ok = ratio <= 1 if better == "lower" else ratio >= 1
-    print(f"{name:<44} {value:>10.3f} {unit:<9} goal {goal:g} {unit}: "
-          f"ratio {ratio:.3f} {'(ok)' if ok else '(MISSES GOAL)'}")
+    print(
+        f"{name:<44} {value:>10.3f} {unit:<9} goal {goal:g} {unit}: "
+        f"ratio {ratio:.3f} {'(ok)' if ok else '(MISSES GOAL)'}"
+    )
 
 
 def route_fixes(tmp: Path, seconds: int) -> list[Fix]:
@@ -81,8 +84,9 @@ def cpu_per_hour(tmp: Path, fixes: list[Fix]) -> None:
     line("pipeline+buffer+encode, CPU of one core", 100 * cpu / hours / 3600, "%", 1.0)
     t0 = time.process_time()
     n = sum(1 for f in ReplaySource(tmp / "route.nmea", speed=0).fixes(threading.Event()) if f)
-    line("  (NMEA parsing adds, per 1 Hz hour)", 100 * (time.process_time() - t0) / hours / 3600,
-         "%")
+    line(
+        "  (NMEA parsing adds, per 1 Hz hour)", 100 * (time.process_time() - t0) / hours / 3600, "%"
+    )
     assert n
 
 
@@ -100,10 +104,13 @@ source = "replay"
 path = "{route}"
 speed = 1
 [buffer]
-path = "{tmp / 'live.sqlite'}"
+path = "{tmp / "live.sqlite"}"
 """)
-        proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)],
-                                cwd=ROOT, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "run", "--config", str(cfg)],
+            cwd=ROOT,
+            stderr=subprocess.DEVNULL,
+        )
         tick = os.sysconf("SC_CLK_TCK")
 
         def cpu_s() -> float:
@@ -119,8 +126,12 @@ path = "{tmp / 'live.sqlite'}"
         proc.terminate()
         proc.wait(30)
         got = len(server.fixes)
-    line(f"agent process at 1 Hz ({seconds:.0f} s), CPU of one core", 100 * (c1 - c0) / (w1 - w0),
-         "%", 1.0)
+    line(
+        f"agent process at 1 Hz ({seconds:.0f} s), CPU of one core",
+        100 * (c1 - c0) / (w1 - w0),
+        "%",
+        1.0,
+    )
     line("agent process peak RSS (VmHWM)", hwm / 1024, "MB", 40.0)
     print(f"{'  (fixes delivered meanwhile)':<44} {got:>10d}")
 
@@ -133,10 +144,14 @@ def bytes_per_fix(tmp: Path, fixes: list[Fix], n: int) -> None:
         rows.extend(replace(f, t=f.t + k * span) for f in fixes)
         k += 1
     for i in range(0, n, 5000):
-        buf.add_many(rows[i:min(i + 5000, n)])
+        buf.add_many(rows[i : min(i + 5000, n)])
     buf.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    line(f"bytes on disk per buffered fix ({n} fixes)", buf.path.stat().st_size / buf.count(),
-         "B", 100.0)
+    line(
+        f"bytes on disk per buffered fix ({n} fixes)",
+        buf.path.stat().st_size / buf.count(),
+        "B",
+        100.0,
+    )
 
 
 def drain_rate(tmp: Path, fixes: list[Fix], n: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,15 +16,22 @@ from litestar.openapi.config import OpenAPIConfig
 
 from server import __version__
 from server.auth import TokenIssuer
+from server.device_tokens import DeviceTokens
+from server.devices import create_device, list_devices, revoke_device, rotate_device
 from server.fleet import fleet_live
 from server.http import error_response, services
 from server.ingest import post_location
+from server.live import LivePlugin
+from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
+from server.openapi_docs import document
+from server.osmand import osmand
 from server.ratelimit import Limiter
 from server.services import Services
 from server.sessions import login, refresh
 from server.settings import Settings
 from server.store import open_store
 from server.store.base import Store, StoreUnavailable
+from server.tracks import fleet_nearby, vehicle_track
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +52,38 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return Response(body, status_code=200 if ok else 503)
 
 
+MAINTENANCE_INTERVAL_S = 6 * 3600
+
+
+async def maintain(store: Store, retention_days: int) -> None:
+    """Create partitions ahead and drop expired ones, now and every few hours.
+
+    Every replica runs this; the store's operations are idempotent and take
+    short lock timeouts, so concurrent runs are harmless.
+    """
+    while True:
+        try:
+            ensure = getattr(store, "ensure_partitions", None)
+            if ensure is not None:
+                await ensure()
+            drop = getattr(store, "retention_drop", None)
+            if drop is not None and retention_days > 0:
+                dropped = await drop(retention_days)
+                if dropped:
+                    log.info("retention: dropped %s", ", ".join(dropped))
+        except Exception:
+            log.exception("partition maintenance failed; retrying later")
+        await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+
+
 def build_services(settings: Settings, store: Store | None = None) -> Services:
+    # Start-up only checks the PostGIS schema: migrating is `bustracker migrate`'s job,
+    # run once before a deploy, not by every replica racing at boot.
+    store = store or open_store(settings.database_url, settings.data_dir, migrate=False)
     return Services(
         settings=settings,
-        store=store or open_store(settings.database_url, settings.data_dir),
+        store=store,
+        devices=DeviceTokens(store),
         limiter=Limiter(settings.redis_url),
         tokens=TokenIssuer(
             settings.jwt_secret, settings.jwt_access_expiry_s, settings.jwt_refresh_expiry_s
@@ -62,9 +99,13 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         await svc.store.open()
         if not settings.jwt_secret_configured:
             log.warning("JWT_SECRET not set: sign-ins end when this process stops")
+        upkeep = asyncio.create_task(maintain(svc.store, settings.retention_days))
         try:
             yield
         finally:
+            upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
             await svc.store.close()
 
     cors = (
@@ -72,13 +113,32 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         if settings.cors_origins
         else None
     )
-    return Litestar(
-        route_handlers=[health, post_location, login, refresh, fleet_live],
+    metrics = Metrics(svc.store)
+    app = Litestar(
+        route_handlers=[
+            health,
+            post_location,
+            login,
+            refresh,
+            fleet_live,
+            osmand,
+            vehicle_track,
+            fleet_nearby,
+            list_devices,
+            create_device,
+            rotate_device,
+            revoke_device,
+            metrics_endpoint,
+        ],
         lifespan=[lifespan],
-        state=State({"services": svc}),
+        plugins=[LivePlugin(svc)],
+        state=State({"services": svc, "metrics": metrics}),
+        middleware=[LatencyMiddleware(metrics)],
         exception_handlers={Exception: error_response},
         cors_config=cors,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="bustracker", version=__version__, path="/schema"),
         debug=False,
     )
+    document(app, settings)
+    return app

@@ -112,7 +112,6 @@ async def _serve(
         print(
             f"\nbustracker demo: {len(fleet)} buses reporting to {url}\n"
             f"  sign in:   {DEMO_USER} / {password}\n"
-            f"  live map:  {url}/\n"
             f"  the API:   TOKEN=$(curl -s -X POST {url}/v1/auth/login -H 'Content-Type: "
             f'application/json\' -d \'{{"username":"{DEMO_USER}","password":"{password}"}}\''
             " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"

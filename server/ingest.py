@@ -12,9 +12,11 @@ from typing import Any
 
 from litestar import Request, Response, post
 
-from server.auth import bearer, hash_device_token
+from server.auth import bearer
 from server.http import ApiError, services
+from server.metrics import record_fixes
 from server.model import Device, LivePosition
+from server.services import Services
 from server.settings import Settings
 from server.store.base import Store, StoreUnavailable
 from server.validation import BodyError, decode
@@ -77,12 +79,12 @@ async def ingest(
     return IngestAnswer(result.accepted, result.duplicates, rejected, result.live)
 
 
-async def authenticate_device(store: Store, authorization: str | None) -> Device:
-    token = bearer(authorization)
-    if token is None:
-        raise ApiError(401, "missing device token", headers={"WWW-Authenticate": "Bearer"})
+async def authenticate_device(svc: Services, token: str | None, missing: str) -> Device:
+    """The device behind a token, or 401 (``missing`` says where the token belongs) / 503."""
+    if not token:
+        raise ApiError(401, missing, headers={"WWW-Authenticate": "Bearer"})
     try:
-        device = await store.device_by_token_hash(hash_device_token(token))
+        device = await svc.devices.device(token)
     except StoreUnavailable:
         raise ApiError(
             503, "store unavailable", headers={"Retry-After": str(STORE_RETRY_AFTER_S)}
@@ -98,7 +100,9 @@ async def authenticate_device(store: Store, authorization: str | None) -> Device
 async def post_location(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     svc = services(request)
     settings = svc.settings
-    device = await authenticate_device(svc.store, request.headers.get("authorization"))
+    device = await authenticate_device(
+        svc, bearer(request.headers.get("authorization")), "missing device token"
+    )
     decision = await svc.limiter.hit(
         settings.rate_limit_telemetry, "telemetry", f"device:{device.id}"
     )
@@ -126,6 +130,9 @@ async def post_location(request: Request[Any, Any, Any]) -> Response[dict[str, A
             "store unavailable",
             headers={**headers, "Retry-After": str(STORE_RETRY_AFTER_S)},
         ) from None
+    record_fixes(
+        request, "v1", answer.accepted, answer.duplicates, [r["reason"] for r in answer.rejected]
+    )
     if answer.live is not None:
         await svc.publish(answer.live)
     return Response(answer.body(settings), status_code=200, headers=headers)

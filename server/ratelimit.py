@@ -2,7 +2,7 @@
 
 Built on ``limits``: a moving window, atomic in Redis (a Lua script), so two
 replicas behind nginx count one device's requests together. Without
-REDIS_URL the counters live in this process's memory.
+REDIS_URL the counters live in this process's memory (``MemoryWindows``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerSecond
@@ -42,14 +43,60 @@ class Decision:
         return out
 
 
+class MemoryWindows:
+    """Moving windows in this process, for when there is no Redis.
+
+    limits' async memory storage re-scans every key through a thread hop
+    (``asyncio.to_thread``) after each request: with thousands of buses that
+    background churn cost more CPU than ingest itself. Here each key keeps a
+    deque of hit times, trimmed on use; one event loop owns it, so no locks.
+    """
+
+    # Idle keys are swept once per this many hits, so memory follows the live fleet.
+    SWEEP_EVERY = 10_000
+
+    def __init__(self) -> None:
+        self._hits: dict[str, deque[float]] = {}
+        self._since_sweep = 0
+        self._longest_window_s = 0.0
+
+    def hit(self, key: str, count: int, window_s: float, now: float) -> tuple[bool, int, float]:
+        """Record a hit if the window has room: ``(allowed, remaining, reset_at)``."""
+        self._longest_window_s = max(self._longest_window_s, window_s)
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - window_s:
+            hits.popleft()
+        allowed = len(hits) < count
+        if allowed:
+            hits.append(now)
+        self._since_sweep += 1
+        if self._since_sweep >= self.SWEEP_EVERY:
+            self._sweep(now)
+        reset_at = hits[0] + window_s if hits else now
+        return allowed, count - len(hits), reset_at
+
+    def _sweep(self, now: float) -> None:
+        self._since_sweep = 0
+        cutoff = now - self._longest_window_s
+        for key in [k for k, v in self._hits.items() if not v or v[-1] <= cutoff]:
+            del self._hits[key]
+
+    def clear(self) -> None:
+        self._hits.clear()
+
+
 class Limiter:
     def __init__(self, redis_url: str | None = None) -> None:
-        uri = f"async+{redis_url}" if redis_url else "async+memory://"
-        storage = storage_from_string(uri)
-        # Both async backends we build support the moving window.
-        assert isinstance(storage, Storage) and isinstance(storage, MovingWindowSupport)
-        self._storage: Storage = storage
-        self._strategy = MovingWindowRateLimiter(storage)
+        self._memory: MemoryWindows | None = None
+        self._storage: Storage | None = None
+        if redis_url:
+            # limits defaults to coredis for async Redis; we ship redis-py (pyproject).
+            storage = storage_from_string(f"async+{redis_url}", implementation="redispy")
+            assert isinstance(storage, Storage) and isinstance(storage, MovingWindowSupport)
+            self._storage = storage
+            self._strategy = MovingWindowRateLimiter(storage)
+        else:
+            self._memory = MemoryWindows()
         self._items: dict[RateLimit, RateLimitItem] = {}
 
     def _item(self, rate: RateLimit) -> RateLimitItem:
@@ -66,6 +113,12 @@ class Limiter:
         through (and logged) rather than answered 503, since the store is the
         part whose availability matters for keeping data.
         """
+        now = time.time()
+        if self._memory is not None:
+            key = f"{scope}/{identity}/{rate.policy()}"
+            allowed, remaining, reset_at = self._memory.hit(key, rate.count, rate.per_seconds, now)
+            reset = max(0, math.ceil(reset_at - now))
+            return Decision(allowed, rate.count, remaining, reset, rate.policy())
         item = self._item(rate)
         try:
             allowed = await self._strategy.hit(item, scope, identity)
@@ -77,9 +130,14 @@ class Limiter:
         return Decision(allowed, rate.count, max(0, stats.remaining), reset, rate.policy())
 
     async def reset(self) -> None:
-        await self._storage.reset()
+        if self._memory is not None:
+            self._memory.clear()
+        elif self._storage is not None:
+            await self._storage.reset()
 
     async def ping(self) -> bool:
+        if self._storage is None:
+            return True
         try:
             return bool(await self._storage.check())
         except Exception:

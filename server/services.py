@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from server.auth import TokenIssuer
+from server.device_tokens import DeviceTokens
 from server.model import LivePosition
 from server.ratelimit import Limiter
 from server.settings import Settings
@@ -20,6 +21,7 @@ class Services:
     store: Store
     limiter: Limiter
     tokens: TokenIssuer
+    devices: DeviceTokens
     # Called with each live position an accepted batch moved forward (the live bus).
     publishers: list[Publisher] = field(default_factory=list)
 

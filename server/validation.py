@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from server.model import FixIn
 
 # Before GPS time can be trusted: a receiver that reports 1980 or 1999 is
@@ -66,14 +68,24 @@ def inflate(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
     return out
 
 
-def parse_batch(body: bytes, max_batch: int) -> tuple[list[Any], dict[str, Any]]:
-    """The ``fixes`` list and ``agent`` object of a v1 body, or BodyError."""
+def _stdlib_json(body: bytes) -> Any:
     try:
-        doc = json.loads(body)
+        return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BodyError(422, f"body is not JSON: {exc}") from None
     except RecursionError:
         raise BodyError(422, "body is nested too deeply") from None
+
+
+def parse_batch(body: bytes, max_batch: int) -> tuple[list[Any], dict[str, Any]]:
+    """The ``fixes`` list and ``agent`` object of a v1 body, or BodyError."""
+    try:
+        # msgspec reads a 500-fix body several times faster than json; the stdlib
+        # parser stays as the fallback for what msgspec refuses but a fix-by-fix
+        # answer is still owed for (NaN, Infinity) and for its error messages.
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        doc = _stdlib_json(body)
     if not isinstance(doc, dict):
         raise BodyError(422, "body must be a JSON object with a 'fixes' list")
     fixes = doc.get("fixes")

@@ -25,8 +25,21 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # 55000 "database is not currently accepting connections" (ALLOW_CONNECTIONS false,
+    # a maintenance window) and its 55P03 lock_timeout subclass: try again later.
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
+    # 3D000: the database is gone (dropped, or being restored from a backup).
+    asyncpg.exceptions.InvalidCatalogNameError,
 )
 _PARTITION_LOCK_KEY = migrations.LOCK_KEY + 1
+
+
+async def _keep_session(conn: Any) -> None:
+    """Skip asyncpg's per-release reset query (a round trip on every acquire).
+
+    Safe because the store never leaves session state behind: its advisory
+    locks are transaction-scoped and its settings are ``SET LOCAL``.
+    """
 _PARTITION_RE = re.compile(r"^positions_(\d{8})$")
 
 _FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
@@ -128,7 +141,8 @@ class PostgisStore:
             await self.migrate()
         try:
             pool = await asyncpg.create_pool(
-                self._url, command_timeout=self._command_timeout, **self._pool_args
+                self._url,
+                reset=_keep_session, command_timeout=self._command_timeout, **self._pool_args
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc

@@ -1,0 +1,338 @@
+"""Ingest throughput on PostGIS: the whole HTTP stack against the database alone.
+
+    .venv/bin/python bench/ingest_bench.py [--seconds 20] [--devices 2000] [--client raw]
+
+Prints, in one run:
+
+- live mode (every device sends 10 fixes a request): fixes/s through a real
+  ``bustracker serve`` process on loopback, fed by many concurrent httpx
+  clients, as a ratio of raw asyncpg running the same statement on the same
+  batches with the same pool size (the cost of HTTP, auth, rate limiting and
+  validation). Goal >= 0.5.
+- backfill mode (500 fixes a request): fixes/s through HTTP as a ratio of raw
+  COPY into a staging table + INSERT ... SELECT into ``positions``. Goal >= 0.5.
+- p50/p99 request latency in both modes, and the CPU each process used (and
+  how busy the whole box was: other load on it shows up there).
+
+The load generator runs one httpx client per request in flight (one shared
+client with 64 connections spent ~7 ms of CPU per request in its pool). Even so
+httpx costs ~1.5 ms of CPU per request, CPU a 2-core box takes from the server:
+``--client raw`` sends the same requests through a bare keep-alive client
+(``bench/ingest_load.py``) to show how much of a result is the load generator's.
+
+The database is ``BENCH_DATABASE_URL`` (a superuser URL; a scratch database is
+created on it and dropped) or, by default, a throwaway cluster started the way
+the test suite starts one (``tests/services.py``: fsync off, so absolute
+numbers flatter durability; the ratios compare like with like). Loopback only;
+every phase stops at its deadline and the whole run stays within ``--budget``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.ingest_load import Phase, RawConnection, report, run_phase  # noqa: E402
+from server.auth import hash_device_token, new_device_token  # noqa: E402
+from server.store.postgis import _INSERT_BATCH, PostgisStore  # noqa: E402
+from tests import services  # noqa: E402
+
+FIX_COLUMNS = ["fix_time", "lat", "lon", "alt", "speed", "heading", "hdop", "sats", "mode"]
+# COPY cannot compute the geography, so rows land here first (as the issue's
+# "COPY + insert-select" reference measurement did).
+STAGE = """CREATE TEMP TABLE IF NOT EXISTS bench_stage (
+    device_id bigint, received_at timestamptz, fix_time timestamptz, lat float8, lon float8,
+    alt float8, speed float8, heading float8, hdop float8, sats int4, mode int4
+) ON COMMIT DELETE ROWS"""
+POOL_SIZE = 10  # PostgisStore's default max_size: raw gets the same connections as the server
+
+
+class Batches:
+    """Per-device batches of consecutive 1 Hz fixes, never repeating a (device, t)."""
+
+    def __init__(self, devices: int, size: int, base: datetime) -> None:
+        self.devices, self.size, self.base = devices, size, base
+        self.sent = [0] * devices
+        self.next_device = 0
+
+    def take(self) -> tuple[int, list[tuple[Any, ...]]]:
+        d = self.next_device
+        self.next_device = (d + 1) % self.devices
+        k = self.sent[d]
+        self.sent[d] += 1
+        start = self.base + timedelta(seconds=k * self.size)
+        rows = [
+            (start + timedelta(seconds=j), 45.0 + d * 1e-4 + j * 1e-6, 9.0 + j * 1e-6,
+             120.0, 6.5, 90.0, 0.9, 8, 3)
+            for j in range(self.size)
+        ]  # fmt: skip
+        return d, rows
+
+
+def body(rows: list[tuple[Any, ...]]) -> bytes:
+    fixes = [
+        {"t": r[0].isoformat().replace("+00:00", "Z"), "lat": r[1], "lon": r[2], "alt": r[3],
+         "speed": r[4], "heading": r[5], "hdop": r[6], "sats": r[7], "mode": r[8]}
+        for r in rows
+    ]  # fmt: skip
+    return json.dumps({"fixes": fixes, "agent": {"version": "bench"}}).encode()
+
+
+async def http_phase(
+    name: str, url: str, tokens: list[str], batches: Batches, args: argparse.Namespace, pid: int
+) -> Phase:
+    path = "/v1/telemetry/location"
+
+    def stored(status: int, answer: bytes) -> int:
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}")
+        accepted: int = json.loads(answer)["accepted"]
+        return accepted
+
+    if args.client == "raw":
+        host, port = url.removeprefix("http://").split(":")
+        free = [RawConnection(host, int(port)) for _ in range(args.concurrency)]
+
+        async def one_raw() -> int:
+            device, rows = batches.take()
+            conn = free.pop()
+            try:
+                return stored(*await conn.post(path, body(rows), tokens[device]))
+            finally:
+                free.append(conn)
+
+        return await run_phase(Phase(name), args.seconds, args.concurrency, one_raw, pid)
+
+    # One client per request in flight, each with one keep-alive connection: httpx's
+    # shared pool costs more CPU per request the more connections it holds.
+    clients = [
+        httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=1))
+        for _ in range(args.concurrency)
+    ]
+    try:
+
+        async def one() -> int:
+            device, rows = batches.take()
+            client = clients.pop()
+            try:
+                r = await client.post(
+                    path,
+                    content=body(rows),
+                    headers={"Authorization": f"Bearer {tokens[device]}",
+                             "Content-Type": "application/json"},
+                )  # fmt: skip
+            finally:
+                clients.append(client)
+            return stored(r.status_code, r.content)
+
+        return await run_phase(Phase(name), args.seconds, args.concurrency, one, pid)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def raw_insert_phase(
+    db: str, ids: list[int], batches: Batches, args: argparse.Namespace
+) -> Phase:
+    pool = await asyncpg.create_pool(db, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    try:
+
+        async def one() -> int:
+            device, rows = batches.take()
+            columns = list(zip(*rows, strict=True))
+            async with pool.acquire() as conn:
+                row = await conn.fetchrow(_INSERT_BATCH, ids[device], *columns, datetime.now(UTC))
+            return int(row["accepted"])
+
+        return await run_phase(Phase("live raw asyncpg"), args.seconds, args.concurrency, one, None)
+    finally:
+        await pool.close()
+
+
+async def raw_copy_phase(
+    db: str, ids: list[int], batches: Batches, args: argparse.Namespace
+) -> Phase:
+    pool = await asyncpg.create_pool(db, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    cols = ", ".join(FIX_COLUMNS)
+    insert = (
+        f"INSERT INTO positions (device_id, received_at, {cols}, geog)"
+        f" SELECT device_id, received_at, {cols},"
+        " ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography FROM bench_stage"
+        " ON CONFLICT (device_id, fix_time) DO NOTHING"
+    )
+    try:
+
+        async def one() -> int:
+            device, rows = batches.take()
+            now = datetime.now(UTC)
+            records = [(ids[device], now, *r) for r in rows]
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(STAGE)
+                await conn.copy_records_to_table(
+                    "bench_stage",
+                    records=records,
+                    columns=["device_id", "received_at", *FIX_COLUMNS],
+                )
+                status = await conn.execute(insert)
+            return int(status.split()[-1])
+
+        return await run_phase(
+            Phase("backfill raw COPY"), args.seconds, args.concurrency, one, None
+        )
+    finally:
+        await pool.close()
+
+
+async def add_devices(db: str, n: int) -> tuple[list[int], list[str]]:
+    store = PostgisStore(db, migrate=False)
+    await store.open()
+    try:
+        ids, tokens = [], []
+        for i in range(n):
+            token = new_device_token()
+            device = await store.add_device(f"bench-{i}", hash_device_token(token))
+            ids.append(device.id)
+            tokens.append(token)
+        return ids, tokens
+    finally:
+        await store.close()
+
+
+@contextlib.contextmanager
+def database(args: argparse.Namespace) -> Iterator[str]:
+    """A scratch PostGIS database: on BENCH_DATABASE_URL, or on a throwaway cluster."""
+    external = os.environ.get("BENCH_DATABASE_URL")
+    local = None
+    if external:
+        cluster = services.PgCluster(external)
+    else:
+        print("starting a throwaway PostgreSQL cluster ...", flush=True)
+        local = services._start_local_cluster()
+        cluster = local
+    try:
+        cluster.prepare_template("postgresql-postgis-3")
+        name = cluster.create_database()
+        try:
+            yield cluster.url(name)
+        finally:
+            cluster.drop_database(name)
+    finally:
+        if local is not None:
+            services._stop_local_cluster(local)
+
+
+@contextlib.contextmanager
+def server(db: str) -> Iterator[tuple[str, int]]:
+    port = services.free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db,
+        "JWT_SECRET": "bench-" + "x" * 40,
+        # The bench measures throughput, not the per-device limit agents live by.
+        "RATE_LIMIT_TELEMETRY": "1000000/second",
+        "LOG_LEVEL": "warning",
+        "BUSTRACKER_DATA_DIR": tempfile.mkdtemp(prefix="bench-"),
+    }
+    env.pop("REDIS_URL", None)
+    subprocess.run([sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        preexec_fn=services._die_with_parent(signal.SIGTERM),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("bustracker serve did not come up")
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def bench(db: str, url: str, pid: int, args: argparse.Namespace) -> None:
+    ids, tokens = await add_devices(db, args.devices)
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    # Separate hours of the last day per phase, so no phase meets another's rows as duplicates.
+    def batches(size: int, hours_ago: int) -> Batches:
+        return Batches(args.devices, size, now - timedelta(hours=hours_ago))
+
+    print(
+        f"{args.devices} devices, {args.concurrency} requests in flight ({args.client} client),"
+        f" {args.seconds:g} s a phase",
+        flush=True,
+    )
+    live_raw = await raw_insert_phase(db, ids, batches(10, 40), args)
+    print(report(live_raw), flush=True)
+    live_http = await http_phase("live HTTP", url, tokens, batches(10, 30), args, pid)
+    print(report(live_http), flush=True)
+    copy_raw = await raw_copy_phase(db, ids, batches(500, 20), args)
+    print(report(copy_raw), flush=True)
+    backfill_http = await http_phase("backfill HTTP", url, tokens, batches(500, 10), args, pid)
+    print(report(backfill_http), flush=True)
+    for label, http, raw in (("live", live_http, live_raw), ("backfill", backfill_http, copy_raw)):
+        ratio = http.rate / raw.rate if raw.rate else float("nan")
+        verdict = "meets" if ratio >= 0.5 else "misses"
+        print(f"{label:<9} HTTP / raw = {ratio:.2f}  ({verdict} the goal of 0.5)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each of 4 phases")
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight")
+    parser.add_argument(
+        "--client",
+        choices=("httpx", "raw"),
+        default="httpx",
+        help="load generator (see RawConnection)",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=180.0, help="hard stop for the whole run (s)"
+    )
+    args = parser.parse_args()
+    if args.seconds * 4 + 40 > args.budget:
+        parser.error(
+            f"4 phases of {args.seconds:g} s plus set-up do not fit in --budget {args.budget:g}"
+        )
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("budget exceeded")))
+    signal.alarm(int(args.budget))
+    started = time.monotonic()
+    with database(args) as db, server(db) as (url, pid):
+        asyncio.run(bench(db, url, pid, args))
+    print(f"done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

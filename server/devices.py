@@ -1,0 +1,144 @@
+"""Device management for operators: list, register, rotate and revoke bus units.
+
+A token is shown exactly once, in the answer that creates it, and only its
+hash is stored (docs/decisions.md D2). Listing needs viewer; anything that
+issues or withdraws a credential needs admin.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.params import FromPath
+
+from server.auth import hash_device_token, new_device_token
+from server.http import ApiError, current_user, services
+from server.model import Device
+from server.store.base import Conflict, StoreUnavailable
+
+MAX_NAME = 64
+# Ids are 64-bit in both stores; a larger number would fail in the driver, not 404.
+MAX_ID = 2**63 - 1
+# Small on purpose: the body is a name and a route; anything larger is a mistake.
+MAX_BODY = 4096
+
+
+def device_json(device: Device) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "name": device.name,
+        "route": device.route,
+        "active": device.active,
+        "in_service": device.in_service,
+    }
+
+
+def _unavailable() -> ApiError:
+    return ApiError(503, "store unavailable", headers={"Retry-After": "5"})
+
+
+def _known_id(device_id: int) -> int:
+    if not 0 < device_id <= MAX_ID:
+        raise ApiError(404, f"no device with id {device_id}")
+    return device_id
+
+
+def _text(value: Any, field: str, required: bool) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, f"{field}: must be a string")
+    text: str = value.strip()
+    if not text:
+        raise ApiError(422, f"{field}: must not be empty")
+    if len(text) > MAX_NAME:
+        raise ApiError(422, f"{field}: at most {MAX_NAME} characters")
+    if not text.isprintable():
+        raise ApiError(422, f"{field}: control characters are not allowed")
+    return text
+
+
+def parse_new_device(raw: bytes) -> tuple[str, str | None]:
+    """``(name, route)`` from a ``{"name": …, "route": …}`` body; 4xx with a reason."""
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, f"body larger than {MAX_BODY} bytes")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ApiError(422, "body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ApiError(422, 'body must be a JSON object like {"name": "bus-17"}')
+    name = _text(doc.get("name"), "name", required=True)
+    assert name is not None
+    return name, _text(doc.get("route"), "route", required=False)
+
+
+@get("/v1/devices", tags=["devices"], summary="List bus units")
+async def list_devices(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    await current_user(request, "viewer")
+    try:
+        devices = await services(request).store.list_devices()
+    except StoreUnavailable:
+        raise _unavailable() from None
+    return {"devices": [device_json(d) for d in devices]}
+
+
+@post("/v1/devices", status_code=201, tags=["devices"], summary="Register a bus unit")
+async def create_device(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    await current_user(request, "admin")
+    name, route = parse_new_device(await request.body())
+    token = new_device_token()
+    try:
+        device = await services(request).store.add_device(name, hash_device_token(token), route)
+    except Conflict:
+        raise ApiError(409, f"a device named {name!r} exists already") from None
+    except StoreUnavailable:
+        raise _unavailable() from None
+    return {**device_json(device), "token": token}
+
+
+@post(
+    "/v1/devices/{device_id:int}/rotate",
+    status_code=200,
+    tags=["devices"],
+    summary="Issue a new token; the old one stops working within 5 s",
+)
+async def rotate_device(
+    request: Request[Any, Any, Any], device_id: FromPath[int]
+) -> dict[str, Any]:
+    await current_user(request, "admin")
+    _known_id(device_id)
+    token = new_device_token()
+    try:
+        svc = services(request)
+        found = await svc.store.set_device_token(device_id, hash_device_token(token))
+        svc.devices.forget()
+    except StoreUnavailable:
+        raise _unavailable() from None
+    if not found:
+        raise ApiError(404, f"no device with id {device_id}")
+    return {"id": device_id, "token": token}
+
+
+@post(
+    "/v1/devices/{device_id:int}/revoke",
+    status_code=200,
+    tags=["devices"],
+    summary="Withdraw a device's token",
+)
+async def revoke_device(
+    request: Request[Any, Any, Any], device_id: FromPath[int]
+) -> dict[str, Any]:
+    await current_user(request, "admin")
+    _known_id(device_id)
+    try:
+        svc = services(request)
+        found = await svc.store.revoke_device(device_id)
+        svc.devices.forget()
+    except StoreUnavailable:
+        raise _unavailable() from None
+    if not found:
+        raise ApiError(404, f"no device with id {device_id}")
+    return {"id": device_id, "revoked": True}

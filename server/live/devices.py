@@ -1,0 +1,94 @@
+"""``PATCH /v1/devices/{id}`` (service and route) and ``GET /v1/live/stats``.
+
+Marking a bus out of service is a live event: riders' screens must drop it at
+once, not when it next reports, so the change goes on the live bus as well as
+into the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, get, patch
+from litestar.params import FromPath
+
+from server.devices import MAX_BODY, MAX_ID, device_json
+from server.http import ApiError, current_user, services
+from server.live.bus import LiveBus
+from server.live.filters import MAX_ROUTE_LEN
+from server.store.base import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_FIELDS = frozenset({"in_service", "route"})
+
+
+def parse_device_patch(raw: bytes) -> dict[str, Any]:
+    """The fields to change; raises ApiError(413/422) naming what is wrong."""
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, f"body larger than {MAX_BODY} bytes")
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        raise ApiError(422, "body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "body must be a JSON object")
+    # A typo such as "inService" must not be a silent no-op that answers 200.
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise ApiError(422, f"unknown fields {unknown}; expected in_service and/or route")
+    if not body:
+        raise ApiError(422, "nothing to change: give in_service and/or route")
+    if "in_service" in body and not isinstance(body["in_service"], bool):
+        raise ApiError(422, "in_service must be true or false")
+    if "route" in body:
+        route = body["route"]
+        if (
+            not isinstance(route, str)
+            or not route.strip()
+            or len(route.strip()) > MAX_ROUTE_LEN
+            or not route.isprintable()
+        ):
+            # The store keeps the old route when given none, so clearing is not offered.
+            raise ApiError(422, f"route must be a name of 1..{MAX_ROUTE_LEN} characters")
+        body["route"] = route.strip()
+    return body
+
+
+@patch(
+    "/v1/devices/{device_id:int}",
+    tags=["devices"],
+    summary="Mark a vehicle in or out of service, or move it to another route",
+)
+async def patch_device(request: Request[Any, Any, Any], device_id: FromPath[int]) -> dict[str, Any]:
+    principal = await current_user(request, "operator")
+    changes = parse_device_patch(await request.body())
+    if not 0 < device_id <= MAX_ID:  # beyond 64 bits the driver fails rather than finding none
+        raise ApiError(404, f"no device with id {device_id}")
+    svc = services(request)
+    try:
+        device = await svc.store.update_device(
+            device_id, in_service=changes.get("in_service"), route=changes.get("route")
+        )
+    except StoreUnavailable:
+        raise ApiError(503, "store unavailable", headers={"Retry-After": "5"}) from None
+    if device is None:
+        raise ApiError(404, f"no device with id {device_id}")
+    log.info("device %d changed by %s: %s", device.id, principal.username, changes)
+    bus: LiveBus = request.app.state.live
+    live = await bus.publish_device(device)
+    return {
+        **device_json(device),
+        # False when the change could not be put on the live bus (Redis down):
+        # screens then see it with the next fix, or when the bus comes back.
+        "live": live,
+    }
+
+
+@get("/v1/live/stats", tags=["live"], summary="Live bus and stream counters of this process")
+async def live_stats(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    await current_user(request, "viewer")
+    bus: LiveBus = request.app.state.live
+    return bus.stats()

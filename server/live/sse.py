@@ -1,0 +1,80 @@
+"""``/v1/live/stream`` (operators) and ``/v1/live/public/stream``: the same frames as SSE.
+
+For clients that cannot hold a WebSocket (some proxies, simple scripts). The
+filter comes from the query (``bbox``, ``routes``, ``since``, ``heartbeat``);
+to change it, reconnect. Every event carries ``id:`` = the server time, so an
+``EventSource`` that reconnects on its own sends ``Last-Event-ID`` and gets
+only what changed meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, get
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from server.fleet import iso
+from server.http import ApiError, services
+from server.live.auth import LiveAuthError, authenticate, token_of
+from server.live.bus import LiveBus
+from server.live.client import CLOSE_TRY_LATER, ClientSession
+from server.live.filters import FilterError, stream_options
+from server.live.views import dumps
+
+RETRY_MS = 3000
+
+
+async def _events(bus: LiveBus, client: ClientSession) -> AsyncIterator[ServerSentEventMessage]:
+    if not bus.hub.register(client):
+        client.close(CLOSE_TRY_LATER, "too many live clients on this server")
+    try:
+        async for frame in client.frames():
+            yield ServerSentEventMessage(data=frame, id=iso(datetime.now(UTC)))
+        # SSE has no close code: say why the stream ends, then end it.
+        yield ServerSentEventMessage(
+            data=dumps({"type": "close", "code": client.close_code, "reason": client.close_reason})
+        )
+    finally:
+        bus.hub.unregister(client)
+
+
+async def _stream(request: Request[Any, Any, Any], public: bool) -> ServerSentEvent:
+    svc = services(request)
+    bus: LiveBus = request.app.state.live
+    expires_at = None
+    if not public:
+        try:
+            _, expires_at = await authenticate(svc, token_of(request.headers, request.query_params))
+        except LiveAuthError as exc:
+            raise ApiError(exc.status, exc.reason, headers=exc.headers) from None
+    try:
+        options = stream_options(request.query_params, request.headers.get("last-event-id"))
+    except FilterError as exc:
+        raise ApiError(400, str(exc)) from None
+    client = ClientSession(
+        bus.hub,
+        public=public,
+        flt=options.filter,
+        since=options.since,
+        heartbeat_s=options.heartbeat_s,
+        expires_at=expires_at,
+        transport="sse",
+    )
+    return ServerSentEvent(_events(bus, client), retry_duration=RETRY_MS)
+
+
+@get("/v1/live/stream", tags=["live"], summary="Operators' live frames as server-sent events")
+async def live_stream(request: Request[Any, Any, Any]) -> ServerSentEvent:
+    return await _stream(request, public=False)
+
+
+@get(
+    "/v1/live/public/stream",
+    tags=["live"],
+    summary="Riders' live frames as server-sent events",
+)
+async def live_public_stream(request: Request[Any, Any, Any]) -> ServerSentEvent:
+    return await _stream(request, public=True)

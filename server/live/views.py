@@ -1,0 +1,154 @@
+"""How a live position looks on the bus between processes, to operators and to riders. No I/O.
+
+Operators see what ``/v1/fleet/live`` shows (the same ``vehicle_json`` and
+``vehicle_state``) plus ``in_service``. Riders see a label, route, position,
+heading, speed and fix time under an opaque id: no device ids, no tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from server.fleet import iso, vehicle_json, vehicle_state
+from server.model import Device, FixIn, LivePosition
+
+WIRE_VERSION = 1
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class WireError(ValueError):
+    """A message on the live bus this process cannot read (another version, or garbage)."""
+
+
+def dumps(obj: Any) -> str:
+    return _encode(obj).decode()
+
+
+def public_id(key: bytes, device_id: int) -> str:
+    """A stable id riders may see that does not reveal the device id.
+
+    Keyed with the JWT secret: every process of one deployment agrees on it,
+    and nobody without the secret can map it back to a device.
+    """
+    digest = hmac.new(key, b"vehicle:%d" % device_id, hashlib.sha256).hexdigest()
+    return "v" + digest[:16]
+
+
+def operator_view(pos: LivePosition, now: datetime, offline_after_s: int) -> dict[str, Any]:
+    view = vehicle_json(pos, now, offline_after_s)
+    view["in_service"] = pos.in_service
+    return view
+
+
+def public_view(pos: LivePosition, vid: str, state: str) -> dict[str, Any]:
+    fix = pos.fix
+    return {
+        "id": vid,
+        "label": pos.name,
+        "route": pos.route,
+        "lat": fix.lat,
+        "lon": fix.lon,
+        "heading": fix.heading,
+        "speed": fix.speed,
+        "t": iso(fix.t),
+        "state": state,
+    }
+
+
+def state_of(pos: LivePosition, now: datetime, offline_after_s: int) -> str:
+    return vehicle_state(pos, now, offline_after_s)
+
+
+# -- the live bus between processes -------------------------------------------------------
+
+
+def encode_positions(positions: list[LivePosition], now: datetime, offline_after_s: int) -> bytes:
+    items = []
+    for pos in positions:
+        item = operator_view(pos, now, offline_after_s)
+        item["alt"] = pos.fix.alt
+        items.append(item)
+    return _encode({"v": WIRE_VERSION, "positions": items})
+
+
+def encode_device(device: Device, at: datetime) -> bytes:
+    return _encode(
+        {
+            "v": WIRE_VERSION,
+            "device": {
+                "id": device.id,
+                "name": device.name,
+                "in_service": device.in_service,
+                "route": device.route,
+            },
+            "at": iso(at),
+        }
+    )
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise WireError("time is not a string")
+    return datetime.fromisoformat(value)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def decode_message(data: bytes) -> dict[str, Any]:
+    try:
+        message = _decode(data)
+    except msgspec.DecodeError as exc:
+        raise WireError(f"not JSON: {exc}") from None
+    if not isinstance(message, dict) or message.get("v") != WIRE_VERSION:
+        raise WireError("unknown message version")
+    return message
+
+
+def position_from_wire(item: dict[str, Any]) -> LivePosition:
+    try:
+        fix = FixIn(
+            t=_time(item["t"]),
+            lat=float(item["lat"]),
+            lon=float(item["lon"]),
+            alt=_float(item.get("alt")),
+            speed=_float(item.get("speed")),
+            heading=_float(item.get("heading")),
+        )
+        return LivePosition(
+            device_id=int(item["device_id"]),
+            name=str(item["name"]),
+            fix=fix,
+            received_at=_time(item["received_at"]),
+            route=item.get("route"),
+            in_service=bool(item.get("in_service", True)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"bad position: {exc!r}") from None
+
+
+def device_from_wire(message: dict[str, Any]) -> tuple[int, dict[str, Any], datetime]:
+    """(device id, attributes to apply to its live position, when it changed)."""
+    try:
+        device = message["device"]
+        attrs = {
+            "name": str(device["name"]),
+            "in_service": bool(device["in_service"]),
+            "route": device.get("route"),
+        }
+        return int(device["id"]), attrs, _time(message["at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"bad device event: {exc!r}") from None
+
+
+def with_attrs(pos: LivePosition, attrs: dict[str, Any]) -> LivePosition:
+    return replace(pos, **attrs)

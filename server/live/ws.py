@@ -1,0 +1,142 @@
+"""``/ws`` (operators) and ``/ws/public`` (riders): live frames over a WebSocket.
+
+Operators authenticate with an access token in the ``Authorization`` header or
+the ``token`` query parameter. A failed check accepts the connection and closes
+it at once with code 4401 (4429 when rate limited, 4400 for a bad filter):
+browsers cannot read the HTTP status of a refused upgrade, only a close code,
+and a console must tell "sign in again" from "network trouble".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgspec
+from litestar import WebSocket, websocket
+
+from server.live.auth import LiveAuthError, authenticate, token_of
+from server.live.bus import LiveBus
+from server.live.client import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_NORMAL,
+    CLOSE_TRY_LATER,
+    ClientSession,
+)
+from server.live.filters import FilterError, filter_from_message, stream_options
+from server.services import Services
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024
+# A send that cannot complete for this long means the client stopped reading.
+SEND_TIMEOUT_S = 60.0
+
+_decode = msgspec.json.Decoder().decode
+
+
+def handle_message(client: ClientSession, raw: str | bytes) -> None:
+    """Apply one client message; a bad one gets an ``error`` frame, not a disconnect."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        client.reject_message(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+        return
+    try:
+        message: Any = _decode(raw)
+    except msgspec.DecodeError:
+        client.reject_message("message is not JSON")
+        return
+    if not isinstance(message, dict):
+        client.reject_message("message is not a JSON object")
+        return
+    kind = message.get("type")
+    if kind == "subscribe":
+        try:
+            client.resubscribe(filter_from_message(message))
+        except FilterError as exc:
+            client.reject_message(str(exc))
+    elif kind == "ping":
+        client.heartbeat_due = True
+        client.wake()
+    else:
+        client.reject_message(f"unknown message type {kind!r}; expected subscribe or ping")
+
+
+async def _send_frames(socket: WebSocket[Any, Any, Any], client: ClientSession) -> None:
+    async for frame in client.frames():
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await socket.send_text(frame)
+    await socket.close(client.close_code or CLOSE_NORMAL, client.close_reason)
+
+
+async def _receive_messages(socket: WebSocket[Any, Any, Any], client: ClientSession) -> None:
+    while True:
+        event = await socket.receive()
+        if event["type"] == "websocket.disconnect":
+            return
+        data = event.get("text")
+        if not isinstance(data, str | bytes):
+            data = event.get("bytes")
+        handle_message(client, data if isinstance(data, str | bytes) else b"")
+
+
+async def serve(socket: WebSocket[Any, Any, Any], public: bool) -> None:
+    svc: Services = socket.app.state.services
+    bus: LiveBus = socket.app.state.live
+    await socket.accept()
+    expires_at = None
+    try:
+        if not public:
+            _, expires_at = await authenticate(svc, token_of(socket.headers, socket.query_params))
+        options = stream_options(socket.query_params)
+    except LiveAuthError as exc:
+        await socket.close(exc.close_code, exc.reason)
+        return
+    except FilterError as exc:
+        await socket.close(CLOSE_BAD_REQUEST, str(exc))
+        return
+    client = ClientSession(
+        bus.hub,
+        public=public,
+        flt=options.filter,
+        since=options.since,
+        heartbeat_s=options.heartbeat_s,
+        expires_at=expires_at,
+        transport="ws",
+    )
+    if not bus.hub.register(client):
+        await socket.close(CLOSE_TRY_LATER, "too many live clients on this server")
+        return
+    tasks = [
+        asyncio.create_task(_send_frames(socket, client)),
+        asyncio.create_task(_receive_messages(socket, client)),
+    ]
+    try:
+        # Whichever ends first ends the session: the client left, the server
+        # closed it (token expiry, shutdown), or a send stalled.
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if error is not None and not isinstance(error, TimeoutError | OSError):
+                log.debug("live ws %r ended: %r", client, error)
+    finally:
+        bus.hub.unregister(client)
+        client.close(CLOSE_NORMAL, "")
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
+
+
+@websocket("/ws")
+async def live_ws(socket: WebSocket[Any, Any, Any]) -> None:
+    """Operators' live stream; see docs/live.md."""
+    await serve(socket, public=False)
+
+
+@websocket("/ws/public")
+async def live_ws_public(socket: WebSocket[Any, Any, Any]) -> None:
+    """Riders' live stream: labels and positions of vehicles in service only."""
+    await serve(socket, public=True)

@@ -1,0 +1,192 @@
+"""Prometheus metrics at ``/metrics``: fixes, rejects, request latency, database pool.
+
+Every app gets its own ``CollectorRegistry``: several apps live in one test
+process (and could in one server), and the global default registry would
+refuse the second app's metrics as duplicates.
+
+Label values are kept to small fixed sets, because each distinct value is a
+time series kept forever by Prometheus: rejects are labelled by the field a
+reason names (``lat``, ``t``), never by the reason's text, and latency by the
+route template (``/v1/vehicles/{device_id}/track``), never by the raw path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from server.store.base import Store
+
+# The fields a per-fix rejection can name (server/validation.py and the OsmAnd
+# decoder); anything else is counted as "other" so the label set stays bounded.
+REJECT_FIELDS = frozenset(
+    {"t", "lat", "lon", "lat/lon", "alt", "speed", "heading", "hdop", "sats", "mode", "fix"}
+    | {"valid", "timestamp", "location"}
+)
+PROTOCOLS = ("v1", "osmand")
+# Ingest answers in milliseconds when healthy; the top buckets catch a slow
+# database before requests start timing out.
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def reject_label(reason: str) -> str:
+    """The bounded label for a rejection reason: the field it names, or ``other``."""
+    field = reason.split(":", 1)[0].strip()
+    if field in REJECT_FIELDS:
+        return field
+    # "fix must be a JSON object" names no field but is a known shape problem.
+    return "fix" if field.startswith("fix ") else "other"
+
+
+class _PoolCollector:
+    """Database pool use, read at scrape time so it never goes stale."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        stats = pool_stats(self._store)
+        if stats is None:
+            return
+        for key, help_text in (
+            ("size", "Connections open in the database pool"),
+            ("idle", "Open connections not in use"),
+            ("max", "Largest size the pool may grow to"),
+        ):
+            if key in stats:
+                yield GaugeMetricFamily(f"bustracker_db_pool_{key}", help_text, value=stats[key])
+
+
+def pool_stats(store: Store) -> dict[str, int] | None:
+    """``{"size", "idle", "max"}`` of the store's connection pool; None without a pool.
+
+    Prefers a public ``pool_stats()`` on the store; until the PostGIS store has
+    one, reads its asyncpg pool through the documented ``Pool`` getters.
+    """
+    public = getattr(store, "pool_stats", None)
+    if callable(public):
+        stats = public()
+        return dict(stats) if stats is not None else None
+    pool = getattr(store, "_pool", None)
+    if pool is None or not hasattr(pool, "get_idle_size"):
+        return None  # SQLite: one connection on one thread, nothing to report
+    return {
+        "size": int(pool.get_size()),
+        "idle": int(pool.get_idle_size()),
+        "max": int(pool.get_max_size()),
+    }
+
+
+class Metrics:
+    def __init__(self, store: Store) -> None:
+        self.registry = CollectorRegistry()
+        self.fixes_accepted = Counter(
+            "bustracker_fixes_accepted",
+            "Fixes stored for the first time",
+            ["protocol"],
+            registry=self.registry,
+        )
+        self.fixes_duplicate = Counter(
+            "bustracker_fixes_duplicate",
+            "Fixes received again and not stored twice",
+            ["protocol"],
+            registry=self.registry,
+        )
+        self.fixes_rejected = Counter(
+            "bustracker_fixes_rejected",
+            "Fixes refused by validation, by the field the reason names",
+            ["protocol", "field"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "bustracker_http_request_duration_seconds",
+            "Time from request start to the end of the answer",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_PoolCollector(store))
+        # Zero series exist from the start, so rate() works before the first fix.
+        for protocol in PROTOCOLS:
+            self.fixes_accepted.labels(protocol)
+            self.fixes_duplicate.labels(protocol)
+
+    def fixes(self, protocol: str, accepted: int, duplicates: int, reasons: Sequence[str]) -> None:
+        if accepted:
+            self.fixes_accepted.labels(protocol).inc(accepted)
+        if duplicates:
+            self.fixes_duplicate.labels(protocol).inc(duplicates)
+        for reason in reasons:
+            self.fixes_rejected.labels(protocol, reject_label(reason)).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def app_metrics(request: Request[Any, Any, Any]) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def record_fixes(
+    request: Request[Any, Any, Any],
+    protocol: str,
+    accepted: int,
+    duplicates: int,
+    reasons: Sequence[str] = (),
+) -> None:
+    """Count one answered batch; called after the store committed it."""
+    metrics: Metrics | None = request.app.state.get("metrics")
+    if metrics is not None:
+        metrics.fixes(protocol, accepted, duplicates, reasons)
+
+
+class LatencyMiddleware(ASGIMiddleware):
+    """Observes every matched HTTP route, including answers made by exception handlers."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+        status = 500  # what the client sees if the handler dies before answering
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await next_app(scope, receive, capture)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            method = str(scope.get("method", "?"))
+            self.metrics.request_seconds.labels(method, route, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+# Version 0.0.4 is what every Prometheus server scrapes by default.
+@get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    media_type=CONTENT_TYPE_PLAIN_0_0_4,
+)
+async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return Response(app_metrics(request).render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -1,0 +1,213 @@
+"""Reads for operators: a vehicle's track as GeoJSON, and vehicles near a point.
+
+Query values are parsed here rather than by Litestar so that every bad value
+gets a 422 with a reason naming the parameter, like the rest of the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.openapi.spec import OpenAPIType
+from litestar.params import FromPath, QueryParameter
+
+from server.fleet import iso, vehicle_json
+from server.http import ApiError, current_user, services
+from server.model import FixIn
+from server.simplify import EARTH_RADIUS_M, simplify
+from server.store.base import StoreUnavailable
+from server.validation import parse_time
+
+MAX_TRACK_RANGE = timedelta(days=7)
+DEFAULT_TRACK_RANGE = timedelta(hours=1)
+DEFAULT_MAX_POINTS = 2000
+MAX_POINTS_LIMIT = 10_000
+MAX_RADIUS_M = 50_000.0
+MAX_ID = 2**63 - 1  # ids are 64-bit in both stores
+DEFAULT_RADIUS_M = 1000.0
+
+
+def number_param(
+    name: str, description: str, lo: float, hi: float, *, integer: bool = False
+) -> QueryParameter:
+    """Documented as a bounded number (so fuzzers and clients know), parsed by hand.
+
+    Litestar would answer a malformed number with its own 400; parsing here keeps
+    every bad value a 422 naming the parameter, like the rest of the API.
+    """
+    kind = OpenAPIType.INTEGER if integer else OpenAPIType.NUMBER
+    return QueryParameter(
+        name=name,
+        description=description,
+        schema_extra={"type": kind, "one_of": None, "minimum": lo, "maximum": hi},
+    )
+
+
+def _unavailable() -> ApiError:
+    return ApiError(503, "store unavailable", headers={"Retry-After": "5"})
+
+
+def query_time(name: str, value: str | None) -> datetime | None:
+    """ISO 8601 with an offset, or epoch seconds; 422 naming ``name`` otherwise."""
+    if value is None:
+        return None
+    raw: Any = value
+    with contextlib.suppress(ValueError):
+        raw = float(value)
+    try:
+        return parse_time(raw)
+    except ValueError as exc:
+        # parse_time speaks of the fix field "t"; the caller knows it as ``name``.
+        reason = str(exc).removeprefix("t: ")
+        raise ApiError(422, f"{name}: {reason}") from None
+    except (OverflowError, OSError):
+        raise ApiError(422, f"{name}: out of range") from None
+
+
+def query_number(name: str, value: str | None, lo: float, hi: float) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ApiError(422, f"{name}: not a number: {value[:40]!r}") from None
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise ApiError(422, f"{name}: {value[:40]} outside {lo:g}..{hi:g}")
+    return number
+
+
+def track_range(
+    start: datetime | None, end: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """Fill in defaults (the last hour) and enforce order and the longest range."""
+    if end is None:
+        end = now if start is None else min(now, start + DEFAULT_TRACK_RANGE)
+    if start is None:
+        start = end - DEFAULT_TRACK_RANGE
+    if start >= end:
+        raise ApiError(422, "from: must be before to")
+    if end - start > MAX_TRACK_RANGE:
+        raise ApiError(422, f"from/to: at most {MAX_TRACK_RANGE.days} days per request")
+    return start, end
+
+
+def track_geojson(
+    device_id: int, name: str, fixes: list[FixIn], start: datetime, end: datetime, max_points: int
+) -> dict[str, Any]:
+    """A FeatureCollection with one LineString (a Point for one fix, nothing for none).
+
+    ``times`` runs parallel to the coordinates, so a client can animate the
+    track or show when the bus passed a point.
+    """
+    keep = simplify([(f.lat, f.lon) for f in fixes], max_points)
+    kept = [fixes[i] for i in keep]
+    properties: dict[str, Any] = {
+        "device_id": device_id,
+        "name": name,
+        "from": iso(start),
+        "to": iso(end),
+        "fixes": len(fixes),
+        "points": len(kept),
+        "simplified": len(kept) < len(fixes),
+        "times": [iso(f.t) for f in kept],
+    }
+    coordinates = [[f.lon, f.lat] for f in kept]
+    features: list[dict[str, Any]] = []
+    geometry: dict[str, Any] | None = None
+    if len(kept) >= 2:
+        geometry = {"type": "LineString", "coordinates": coordinates}
+    elif kept:
+        geometry = {"type": "Point", "coordinates": coordinates[0]}
+    if geometry is not None:
+        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+    # Repeated on the collection (a GeoJSON foreign member) so an empty track still
+    # says which range was asked for.
+    summary = {k: v for k, v in properties.items() if k != "times"}
+    return {"type": "FeatureCollection", "features": features, "properties": summary}
+
+
+@get(
+    "/v1/vehicles/{device_id:int}/track",
+    tags=["fleet"],
+    summary="A vehicle's fixes between two times, as GeoJSON (simplified when long)",
+)
+async def vehicle_track(
+    request: Request[Any, Any, Any],
+    device_id: FromPath[int],
+    start: Annotated[
+        str | None,
+        QueryParameter(name="from", description="ISO 8601 with offset, or epoch seconds"),
+    ] = None,
+    end: Annotated[
+        str | None,
+        QueryParameter(
+            name="to", description="ISO 8601 with offset, or epoch seconds; default now"
+        ),
+    ] = None,
+    max_points: Annotated[
+        str | None,
+        number_param("max_points", "default 2000", 2, MAX_POINTS_LIMIT, integer=True),
+    ] = None,
+) -> dict[str, Any]:
+    await current_user(request, "viewer")
+    svc = services(request)
+    t0, t1 = track_range(query_time("from", start), query_time("to", end), datetime.now(UTC))
+    limit = query_number("max_points", max_points, 2, MAX_POINTS_LIMIT)
+    if limit is not None and not limit.is_integer():
+        raise ApiError(422, "max_points: must be an integer")
+    try:
+        device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
+        if device is None:
+            raise ApiError(404, f"no vehicle with id {device_id}")
+        fixes = await svc.store.track(device_id, t0, t1)
+    except StoreUnavailable:
+        raise _unavailable() from None
+    return track_geojson(device_id, device.name, fixes, t0, t1, int(limit or DEFAULT_MAX_POINTS))
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine); within a metre of PostGIS's for city radii."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+@get("/v1/fleet/nearby", tags=["fleet"], summary="Vehicles within a radius of a point")
+async def fleet_nearby(
+    request: Request[Any, Any, Any],
+    lat: Annotated[str | None, number_param("lat", "degrees (required)", -90, 90)] = None,
+    lon: Annotated[str | None, number_param("lon", "degrees (required)", -180, 180)] = None,
+    radius: Annotated[
+        str | None, number_param("radius", "metres, default 1000", 1, MAX_RADIUS_M)
+    ] = None,
+) -> dict[str, Any]:
+    await current_user(request, "viewer")
+    svc = services(request)
+    if lat is None or lon is None:
+        raise ApiError(422, "lat and lon: required")
+    y = query_number("lat", lat, -90, 90)
+    x = query_number("lon", lon, -180, 180)
+    r = query_number("radius", radius, 1, MAX_RADIUS_M)
+    assert y is not None and x is not None
+    radius_m = DEFAULT_RADIUS_M if r is None else r
+    try:
+        positions = await svc.store.nearby(y, x, radius_m)
+    except StoreUnavailable:
+        raise _unavailable() from None
+    now = datetime.now(UTC)
+    vehicles = []
+    for pos in positions:
+        item = vehicle_json(pos, now, svc.settings.offline_after_s)
+        item["distance_m"] = round(distance_m(y, x, pos.fix.lat, pos.fix.lon), 1)
+        vehicles.append(item)
+    return {
+        "center": {"lat": y, "lon": x},
+        "radius_m": radius_m,
+        "vehicles": vehicles,
+        "generated_at": iso(now),
+    }

@@ -1,0 +1,104 @@
+"""The database goes away under a running server: 503 with Retry-After, never a 500.
+
+Two real ways of losing PostgreSQL are played out:
+
+- the network to it is cut (a loopback TCP relay between server and database is
+  shut, like a database host that reboots): connections die and new ones are
+  refused;
+- the database refuses sessions (``ALLOW_CONNECTIONS false`` after terminating
+  its backends), like a database being failed over or restored.
+
+Then it comes back, and ingest must work again without a restart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.server.relay import relayed
+from tests.server.running import RunningServer
+from tests.services import PgCluster
+
+
+@contextmanager
+def sessions_refused(cluster: PgCluster, url: str) -> Iterator[None]:
+    name = urlsplit(url).path.lstrip("/")
+    cluster.execute(
+        f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        f" WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+    )
+    try:
+        yield
+    finally:
+        cluster.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def fix(offset: int = 0) -> dict[str, Any]:
+    return {"t": int(time.time()) - 60 + offset, "lat": 45.0, "lon": 9.0}
+
+
+def check_outage(server: RunningServer, token: str, device_id: int, admin: dict[str, str]) -> None:
+    """Everything that needs the store answers 503 + Retry-After while it is away."""
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"{server.url}/v1/telemetry/location"
+    # Several requests: the first meets dead pooled connections, later ones meet
+    # refused new connections. Each must be a clean 503.
+    for i in range(1, 4):
+        r = httpx.post(url, json={"fixes": [fix(i)]}, headers=auth, timeout=30)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "store unavailable"
+        assert int(r.headers["Retry-After"]) >= 1
+    osmand = httpx.post(
+        f"{server.url}/osmand", params={"id": token, "lat": "45", "lon": "9"}, timeout=30
+    )
+    assert osmand.status_code == 503 and "Retry-After" in osmand.headers
+    for path in ("/v1/fleet/live", "/v1/devices", f"/v1/vehicles/{device_id}/track"):
+        r = httpx.get(f"{server.url}{path}", headers=admin, timeout=30)
+        assert r.status_code == 503, (path, r.text)
+    health = httpx.get(f"{server.url}/health", timeout=30)
+    assert health.status_code == 503
+    assert health.json()["database"].startswith("unavailable")
+
+
+def check_recovery(server: RunningServer, token: str) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"{server.url}/v1/telemetry/location"
+    r = httpx.post(url, json={"fixes": [fix(10)]}, headers=auth, timeout=30)
+    assert r.status_code == 200, r.text
+    assert httpx.get(f"{server.url}/health").status_code == 200
+
+
+def test_network_to_the_database_cut(
+    server_factory: Callable[..., RunningServer], postgis_url: str
+) -> None:
+    with relayed(postgis_url) as (relay, url):
+        server = server_factory(url)
+        device, token = server.add_device("bus-1")
+        auth = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(f"{server.url}/v1/telemetry/location", json={"fixes": [fix()]}, headers=auth)
+        assert r.status_code == 200
+        admin = server.operator("admin")
+        relay.cut()
+        check_outage(server, token, device.id, admin)
+        relay.restore()
+        check_recovery(server, token)
+        # Nothing sent during the outage was stored; both sides of it were.
+        assert server._with_store(lambda s: s.count_positions(device.id)) == 2
+
+
+def test_database_refusing_sessions(
+    server_factory: Callable[..., RunningServer], postgis_url: str, pg_cluster: PgCluster
+) -> None:
+    server = server_factory(postgis_url)
+    device, token = server.add_device("bus-1")
+    admin = server.operator("admin")
+    with sessions_refused(pg_cluster, postgis_url):
+        check_outage(server, token, device.id, admin)
+    check_recovery(server, token)
