@@ -125,17 +125,25 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import gc
+
     import uvicorn
 
     from server.app import create_app
 
+    app = create_app(settings)
+    # Everything loaded so far lives as long as the process: move it out of the
+    # collector's sight, so full collections only walk what requests create.
+    gc.freeze()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_level=settings.log_level,
         proxy_headers=True,
         ws="websockets-sansio",
+        # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
+        timeout_graceful_shutdown=10,
     )
     return 0
 

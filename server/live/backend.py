@@ -31,31 +31,43 @@ class ReconnectingRedisPubSubBackend(RedisChannelsPubSubBackend):
         super().__init__(redis=redis, key_prefix="BUSTRACKER_LIVE")
         self._on_resume = on_resume
         self._wanted: list[str] = []
+        self._resubscribe = False
 
     async def subscribe(self, channels: Iterable[str]) -> None:
         channels = list(channels)
         self._wanted = sorted({*self._wanted, *channels})
-        await super().subscribe(channels)
+        try:
+            await super().subscribe(channels)
+        except (RedisError, OSError) as exc:
+            # A server that cannot start because Redis is down would also stop
+            # ingest; start without the shared bus and let stream_events retry.
+            log.warning("live bus: Redis unavailable (%s); retrying in the background", exc)
+            self._resubscribe = True
+            self._has_subscribed.set()
 
     async def stream_events(self) -> AsyncGenerator[tuple[str, Any], None]:
         delay = RETRY_MIN_S
         while True:
-            try:
-                async for event in super().stream_events():
-                    yield event
-            except (RedisError, OSError) as exc:
-                log.warning("live bus: Redis subscription lost (%s); retry in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+            if self._resubscribe:
                 try:
                     # Re-subscribing reconnects; only once it succeeds is it safe
                     # to reload from the store without leaving a gap.
                     await self._pub_sub.subscribe(*self._wanted)
                 except (RedisError, OSError):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
                     continue
+                self._resubscribe = False
                 log.warning("live bus: Redis subscription restored")
                 delay = RETRY_MIN_S
                 self._on_resume()
+            try:
+                async for event in super().stream_events():
+                    yield event
+            except (RedisError, OSError) as exc:
+                log.warning("live bus: Redis subscription lost (%s); retry in %.1f s", exc, delay)
+                self._resubscribe = True
+                await asyncio.sleep(delay)
 
 
 def redis_client(redis_url: str) -> Redis:

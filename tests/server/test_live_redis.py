@@ -247,3 +247,30 @@ def test_live_bus_survives_a_redis_restart(server_factory: Callable[..., Running
     finally:
         redis.stop()
         shutil.rmtree(redis.dir, ignore_errors=True)
+
+
+@pytest.mark.redis
+def test_server_starts_while_redis_is_down_and_joins_when_it_returns(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    redis = _Redis()  # not started yet: nothing listens on its port
+    try:
+        server = server_factory(redis_url=redis.url, rate_limit_telemetry=RateLimit(1000, 60))
+        bus, token = server.add_device("bus-1")
+        health = httpx.get(f"{server.url}/health")
+        assert health.status_code == 503 and health.json()["redis"] == "unavailable"
+        with live_ws(server.url, token=server.operator()["Authorization"][7:]) as ws:
+            ws.snapshot()
+            # Without Redis this process still stores fixes and serves its own screens.
+            post_fixes(server.url, token, fix(45.0, 9.0, age_s=30))
+            ws.wait_for(has_vehicle("device_id", bus.id, lat=45.0))
+            redis.start()
+            post_fixes(server.url, token, fix(45.1, 9.1, age_s=20))
+            ws.wait_for(has_vehicle("device_id", bus.id, lat=45.1), timeout=30)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/health").status_code != 200:
+            assert time.monotonic() < deadline, "health never recovered with Redis back"
+            time.sleep(0.5)
+    finally:
+        redis.stop()
+        shutil.rmtree(redis.dir, ignore_errors=True)
