@@ -116,6 +116,8 @@ async def _serve(
             f'application/json\' -d \'{{"username":"{DEMO_USER}","password":"{password}"}}\''
             " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"
             f'             curl -s -H "Authorization: Bearer $TOKEN" {url}/v1/fleet/live\n'
+            f"  live feed: curl -N {url}/v1/live/public/stream\n"
+            f"             (or a WebSocket: ws://{host}:{port}/ws/public)\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -141,7 +143,8 @@ def run_demo(settings: Settings, *, buses: int, host: str, port: int) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     # Always the embedded store: the demo must not touch a production database.
-    settings = replace(settings, data_dir=workdir, database_url=None)
+    # Its sign-ins need not outlive it, so the per-process JWT secret is fine.
+    settings = replace(settings, data_dir=workdir, database_url=None, jwt_secret_configured=True)
     password, fleet = asyncio.run(_prepare(settings, buses))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(settings, host, port, workdir, fleet, password))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from tests.e2e.procs import clean_env, live, login, wait_for
 from tests.services import free_port
@@ -52,6 +55,14 @@ def test_demo_buses_move_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
             return all(now[name][2] > before[name][2] for name in before) and now != before
 
         wait_for(moved, 60, "the demo buses to report newer positions", interval=1.0)
+        # The rider feed the demo prints shows both buses, without operator details.
+        assert f"curl -N {base}/v1/live/public/stream" in output
+        with httpx.stream("GET", f"{base}/v1/live/public/stream", timeout=30) as feed:
+            data = next(line for line in feed.iter_lines() if line.startswith("data:"))
+        frame = json.loads(data[5:])
+        assert frame["type"] == "snapshot"
+        assert sorted(v["label"] for v in frame["vehicles"]) == ["bus-01", "bus-02"]
+        assert all("device_id" not in v for v in frame["vehicles"])
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:
