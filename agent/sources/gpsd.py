@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from agent.fix import Fix
+from agent.sources.ticks import IdleTicks
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ _SKY_MAX_AGE = 5.0  # seconds (monotonic) a SKY report may lend hdop/sats to a f
 _RECENT_TIMES = 16
 # Longest single wait between looks at the stop event: a threading.Event has
 # no file descriptor to select on, so long timeouts are cut into slices.
-_STOP_POLL = 0.25
 
 
 class _Skip(enum.Enum):
@@ -73,10 +73,10 @@ class GpsdSource:
         self._recent: deque[datetime] = deque(maxlen=_RECENT_TIMES)
         self._sky: tuple[float | None, int | None, float] | None = None  # hdop, sats, arrived
         self._outage_logged = False
-        self._next_tick = 0.0  # monotonic instant when an idle None is due
+        self._ticks = IdleTicks(idle_s)
 
     def fixes(self, stop: threading.Event) -> Iterator[Fix | None]:
-        self._next_tick = time.monotonic() + self.idle_s
+        self._ticks.restart()
         while not stop.is_set():
             sock = yield from self._connect(stop)
             if sock is None:
@@ -88,7 +88,7 @@ class GpsdSource:
                 sock.close()
             # Also after a lost session: a gpsd that accepts and hangs up at once
             # (too many clients, shutting down) must not become a busy loop.
-            yield from self._pause(stop, self.reconnect_delay)
+            yield from self._ticks.pause(stop, self.reconnect_delay)
 
     def _session(self, sock: socket.socket, stop: threading.Event) -> Iterator[Fix | None]:
         """Read one connection until it dies or ``stop`` is set."""
@@ -97,7 +97,7 @@ class GpsdSource:
         probed = False
         while not stop.is_set():
             try:
-                sock.settimeout(self._slice(self.read_timeout))
+                sock.settimeout(self._ticks.slice(self.read_timeout))
                 data = sock.recv(65536)
             except TimeoutError:
                 now = time.monotonic()
@@ -133,10 +133,10 @@ class GpsdSource:
                 if item is _Skip.SKIP:
                     continue
                 yield item
-                self._next_tick = time.monotonic() + self.idle_s
+                self._ticks.restart()
                 if stop.is_set():
                     return
-            if self._tick_due():
+            if self._ticks.due():
                 yield None
 
     @property
@@ -164,29 +164,6 @@ class GpsdSource:
             )
         self._outage_logged = True
 
-    # -- idle ticks: a None at least every idle_s, whatever we are waiting for --
-
-    def _slice(self, limit: float) -> float:
-        """How long the next blocking call may wait: until ``limit``, the next tick
-        or the next look at the stop event, whichever comes first."""
-        return max(0.01, min(limit, self._next_tick - time.monotonic(), _STOP_POLL))
-
-    def _tick_due(self) -> bool:
-        now = time.monotonic()
-        if now < self._next_tick:
-            return False
-        self._next_tick = now + self.idle_s
-        return True
-
-    def _pause(self, stop: threading.Event, seconds: float) -> Iterator[None]:
-        deadline = time.monotonic() + seconds
-        while not stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or stop.wait(self._slice(remaining)):
-                return
-            if self._tick_due():
-                yield None
-
     # -- connection ----------------------------------------------------------
 
     def _connect(self, stop: threading.Event) -> Generator[None, None, socket.socket | None]:
@@ -195,7 +172,7 @@ class GpsdSource:
             return (yield from self._open(stop))
         except OSError as exc:
             self._lost(f"unavailable ({exc})")
-            yield from self._pause(stop, self.reconnect_delay)
+            yield from self._ticks.pause(stop, self.reconnect_delay)
             return None
 
     def _open(self, stop: threading.Event) -> Generator[None, None, socket.socket | None]:
@@ -213,14 +190,14 @@ class GpsdSource:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"connect timed out after {self.connect_timeout} s")
-                _, writable, _ = select.select([], [sock], [], self._slice(remaining))
+                _, writable, _ = select.select([], [sock], [], self._ticks.slice(remaining))
                 if writable:
                     err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     break
                 if stop.is_set():
                     sock.close()
                     return None
-                if self._tick_due():
+                if self._ticks.due():
                     yield None
             if err:
                 raise OSError(err, os.strerror(err))

@@ -19,11 +19,11 @@ import serial
 
 from agent.fix import Fix
 from agent.nmea import EpochAssembler
+from agent.sources.ticks import IdleTicks
 
 log = logging.getLogger(__name__)
 
 # Longest single wait between looks at the stop event.
-_STOP_POLL = 0.25
 # NMEA sentences are at most 82 characters; anything this long without a
 # newline is a wrong baud rate or binary protocol, not a sentence in progress.
 _MAX_LINE = 4096
@@ -47,14 +47,14 @@ class SerialSource:
         self.idle_s = idle_s
         self.connected = False
         self._outage_logged = False
-        self._next_tick = 0.0  # monotonic instant when an idle None is due
+        self._ticks = IdleTicks(idle_s)
 
     def fixes(self, stop: threading.Event) -> Iterator[Fix | None]:
-        self._next_tick = time.monotonic() + self.idle_s
+        self._ticks.restart()
         while not stop.is_set():
             port = self._open()
             if port is None:
-                yield from self._pause(stop, self.reopen_delay)
+                yield from self._ticks.pause(stop, self.reopen_delay)
                 continue
             try:
                 yield from self._session(port, stop)
@@ -95,7 +95,7 @@ class SerialSource:
         last_data = time.monotonic()
         while not stop.is_set():
             try:
-                ready, _, _ = select.select([port.fileno()], [], [], self._slice())
+                ready, _, _ = select.select([port.fileno()], [], [], self._ticks.slice())
                 data: bytes = port.read(max(1, port.in_waiting)) if ready else b""
             except (serial.SerialException, OSError) as exc:
                 # pyserial reports an unplugged USB device as "device reports
@@ -121,31 +121,8 @@ class SerialSource:
                 fixes.extend(assembler.flush())
             for fix in fixes:
                 yield fix
-                self._next_tick = time.monotonic() + self.idle_s
+                self._ticks.restart()
                 if stop.is_set():
                     return
-            if self._tick_due():
-                yield None
-
-    def _slice(self) -> float:
-        """How long one wait may last: until the next idle tick, at most _STOP_POLL."""
-        return max(0.01, min(self._next_tick - time.monotonic(), _STOP_POLL))
-
-    def _tick_due(self) -> bool:
-        """True when an idle None is due (at least one every idle_s)."""
-        now = time.monotonic()
-        if now < self._next_tick:
-            return False
-        self._next_tick = now + self.idle_s
-        return True
-
-    def _pause(self, stop: threading.Event, seconds: float) -> Iterator[None]:
-        deadline = time.monotonic() + seconds
-        while not stop.is_set():
-            now = time.monotonic()
-            if now >= deadline:
-                return
-            if stop.wait(min(deadline - now, self._slice())):
-                return
-            if self._tick_due():
+            if self._ticks.due():
                 yield None
