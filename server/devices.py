@@ -14,7 +14,7 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 
 from server.auth import hash_device_token, new_device_token
-from server.http import ApiError, current_user, services
+from server.http import ApiError, current_user, services, store_unavailable
 from server.model import Device
 from server.store.base import Conflict, StoreUnavailable
 
@@ -33,10 +33,6 @@ def device_json(device: Device) -> dict[str, Any]:
         "active": device.active,
         "in_service": device.in_service,
     }
-
-
-def _unavailable() -> ApiError:
-    return ApiError(503, "store unavailable", headers={"Retry-After": "5"})
 
 
 def _known_id(device_id: int) -> int:
@@ -81,7 +77,7 @@ async def list_devices(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         devices = await services(request).store.list_devices()
     except StoreUnavailable:
-        raise _unavailable() from None
+        raise store_unavailable() from None
     return {"devices": [device_json(d) for d in devices]}
 
 
@@ -95,7 +91,7 @@ async def create_device(request: Request[Any, Any, Any]) -> dict[str, Any]:
     except Conflict:
         raise ApiError(409, f"a device named {name!r} exists already") from None
     except StoreUnavailable:
-        raise _unavailable() from None
+        raise store_unavailable() from None
     return {**device_json(device), "token": token}
 
 
@@ -116,7 +112,7 @@ async def rotate_device(
         found = await svc.store.set_device_token(device_id, hash_device_token(token))
         svc.devices.forget()
     except StoreUnavailable:
-        raise _unavailable() from None
+        raise store_unavailable() from None
     if not found:
         raise ApiError(404, f"no device with id {device_id}")
     return {"id": device_id, "token": token}
@@ -138,7 +134,7 @@ async def revoke_device(
         found = await svc.store.revoke_device(device_id)
         svc.devices.forget()
     except StoreUnavailable:
-        raise _unavailable() from None
+        raise store_unavailable() from None
     if not found:
         raise ApiError(404, f"no device with id {device_id}")
     return {"id": device_id, "revoked": True}

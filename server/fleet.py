@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import Request, get
 
-from server.http import ApiError, current_user, services
+from server.http import current_user, services, store_unavailable
 from server.model import LivePosition
 from server.store.base import StoreUnavailable
 
@@ -46,7 +46,7 @@ async def fleet_live(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         positions = await svc.store.live_positions()
     except StoreUnavailable:
-        raise ApiError(503, "store unavailable", headers={"Retry-After": "5"}) from None
+        raise store_unavailable() from None
     now = datetime.now(UTC)
     return {
         "vehicles": [vehicle_json(p, now, svc.settings.offline_after_s) for p in positions],

@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from server.auth import InvalidToken, Principal, bearer
 from server.model import Role
 from server.services import Services
+from server.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,24 @@ class ApiError(HTTPException):
         super().__init__(status_code=status_code, detail=reason, headers=headers, extra=extra)
 
 
+# How long a client should wait when the database is away; short, because
+# agents keep their buffer and retry with jitter anyway.
+STORE_RETRY_AFTER_S = 5
+
+
+def store_unavailable(headers: dict[str, str] | None = None) -> ApiError:
+    """The 503 every route answers while the store is away (never a 500)."""
+    return ApiError(
+        503,
+        "store unavailable",
+        headers={**(headers or {}), "Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
+
+
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, StoreUnavailable):
+        # A safety net: a route that forgot to catch it still answers 503.
+        exc = store_unavailable()
     if isinstance(exc, HTTPException):
         body: dict[str, Any] = {"error": exc.detail}
         if isinstance(exc.extra, dict):

@@ -13,17 +13,13 @@ from typing import Any
 from litestar import Request, Response, post
 
 from server.auth import bearer
-from server.http import ApiError, services
+from server.http import ApiError, services, store_unavailable
 from server.metrics import record_fixes
 from server.model import Device, LivePosition
 from server.services import Services
 from server.settings import Settings
 from server.store.base import Store, StoreUnavailable
 from server.validation import BodyError, decode
-
-# How long an agent should wait when the database is away; short, because
-# the agent keeps its buffer and retries with jitter anyway.
-STORE_RETRY_AFTER_S = 5
 
 
 @dataclass
@@ -86,9 +82,7 @@ async def authenticate_device(svc: Services, token: str | None, missing: str) ->
     try:
         device = await svc.devices.device(token)
     except StoreUnavailable:
-        raise ApiError(
-            503, "store unavailable", headers={"Retry-After": str(STORE_RETRY_AFTER_S)}
-        ) from None
+        raise store_unavailable() from None
     if device is None:
         raise ApiError(
             401, "unknown or revoked device token", headers={"WWW-Authenticate": "Bearer"}
@@ -125,11 +119,7 @@ async def post_location(request: Request[Any, Any, Any]) -> Response[dict[str, A
     except BodyError as exc:
         raise ApiError(exc.status, exc.reason, headers=headers, **exc.extra) from None
     except StoreUnavailable:
-        raise ApiError(
-            503,
-            "store unavailable",
-            headers={**headers, "Retry-After": str(STORE_RETRY_AFTER_S)},
-        ) from None
+        raise store_unavailable(headers) from None
     record_fixes(
         request, "v1", answer.accepted, answer.duplicates, [r["reason"] for r in answer.rejected]
     )

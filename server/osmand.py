@@ -26,8 +26,8 @@ from urllib.parse import parse_qsl
 
 from litestar import Request, Response, route
 
-from server.http import ApiError, services
-from server.ingest import STORE_RETRY_AFTER_S, authenticate_device, limit_headers, limits
+from server.http import ApiError, services, store_unavailable
+from server.ingest import authenticate_device, limit_headers, limits
 from server.metrics import record_fixes
 from server.model import FixIn
 from server.store.base import StoreUnavailable
@@ -263,11 +263,7 @@ async def osmand(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         try:
             result = await svc.store.insert_fixes(device.id, good, now)
         except StoreUnavailable:
-            raise ApiError(
-                503,
-                "store unavailable",
-                headers={**headers, "Retry-After": str(STORE_RETRY_AFTER_S)},
-            ) from None
+            raise store_unavailable(headers) from None
         accepted, duplicates = result.accepted, result.duplicates
         if result.live is not None:
             await svc.publish(result.live)

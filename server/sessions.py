@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Request, post
 
 from server.auth import InvalidToken, Principal, verify_password
-from server.http import ApiError, services
+from server.http import ApiError, services, store_unavailable
 from server.settings import RateLimit
 from server.store.base import StoreUnavailable
 
@@ -47,7 +47,7 @@ async def login(request: Request[Any, Any, Any]) -> dict[str, Any]:
     try:
         user = await svc.store.user_by_name(username)
     except StoreUnavailable:
-        raise ApiError(503, "store unavailable", headers={"Retry-After": "5"}) from None
+        raise store_unavailable() from None
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise ApiError(401, "wrong username or password")
     return svc.tokens.pair(Principal(user.id, user.username, user.role))

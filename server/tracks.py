@@ -16,7 +16,7 @@ from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, QueryParameter
 
 from server.fleet import iso, vehicle_json
-from server.http import ApiError, current_user, services
+from server.http import ApiError, current_user, services, store_unavailable
 from server.model import FixIn
 from server.simplify import EARTH_RADIUS_M, simplify
 from server.store.base import StoreUnavailable
@@ -45,10 +45,6 @@ def number_param(
         description=description,
         schema_extra={"type": kind, "one_of": None, "minimum": lo, "maximum": hi},
     )
-
-
-def _unavailable() -> ApiError:
-    return ApiError(503, "store unavailable", headers={"Retry-After": "5"})
 
 
 def query_time(name: str, value: str | None) -> datetime | None:
@@ -165,7 +161,7 @@ async def vehicle_track(
             raise ApiError(404, f"no vehicle with id {device_id}")
         fixes = await svc.store.track(device_id, t0, t1)
     except StoreUnavailable:
-        raise _unavailable() from None
+        raise store_unavailable() from None
     return track_geojson(device_id, device.name, fixes, t0, t1, int(limit or DEFAULT_MAX_POINTS))
 
 
@@ -198,7 +194,7 @@ async def fleet_nearby(
     try:
         positions = await svc.store.nearby(y, x, radius_m)
     except StoreUnavailable:
-        raise _unavailable() from None
+        raise store_unavailable() from None
     now = datetime.now(UTC)
     vehicles = []
     for pos in positions:

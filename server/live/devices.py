@@ -15,7 +15,7 @@ from litestar import Request, get, patch
 from litestar.params import FromPath
 
 from server.devices import MAX_BODY, MAX_ID, device_json
-from server.http import ApiError, current_user, services
+from server.http import ApiError, current_user, services, store_unavailable
 from server.live.bus import LiveBus
 from server.live.filters import MAX_ROUTE_LEN
 from server.store.base import StoreUnavailable
@@ -73,7 +73,7 @@ async def patch_device(request: Request[Any, Any, Any], device_id: FromPath[int]
             device_id, in_service=changes.get("in_service"), route=changes.get("route")
         )
     except StoreUnavailable:
-        raise ApiError(503, "store unavailable", headers={"Retry-After": "5"}) from None
+        raise store_unavailable() from None
     if device is None:
         raise ApiError(404, f"no device with id {device_id}")
     log.info("device %d changed by %s: %s", device.id, principal.username, changes)
