@@ -62,7 +62,7 @@ STAGE = """CREATE TEMP TABLE IF NOT EXISTS bench_stage (
     device_id bigint, received_at timestamptz, fix_time timestamptz, lat float8, lon float8,
     alt float8, speed float8, heading float8, hdop float8, sats int4, mode int4
 ) ON COMMIT DELETE ROWS"""
-POOL_SIZE = 10  # PostgisStore's default max_size: raw gets the same connections as the server
+POOL_SIZE = 20  # the server's DB_POOL_SIZE default; raw gets the same connections
 
 
 class Batches:
@@ -249,6 +249,7 @@ def server(db: str) -> Iterator[tuple[str, int]]:
         # The bench measures throughput, not the per-device limit agents live by.
         "RATE_LIMIT_TELEMETRY": "1000000/second",
         "LOG_LEVEL": "warning",
+        "DB_POOL_SIZE": str(POOL_SIZE),
         "BUSTRACKER_DATA_DIR": tempfile.mkdtemp(prefix="bench-"),
     }
     env.pop("REDIS_URL", None)

@@ -79,7 +79,12 @@ async def maintain(store: Store, retention_days: int) -> None:
 def build_services(settings: Settings, store: Store | None = None) -> Services:
     # Start-up only checks the PostGIS schema: migrating is `bustracker migrate`'s job,
     # run once before a deploy, not by every replica racing at boot.
-    store = store or open_store(settings.database_url, settings.data_dir, migrate=False)
+    store = store or open_store(
+        settings.database_url,
+        settings.data_dir,
+        migrate=False,
+        pool_size=settings.db_pool_size,
+    )
     return Services(
         settings=settings,
         store=store,

@@ -54,6 +54,8 @@ class Settings:
     offline_after_s: int = 120
     # Days of positions kept (PostGIS drops whole daily partitions); 0 keeps all.
     retention_days: int = 90
+    # Most PostGIS connections one process holds (requests beyond it queue for one).
+    db_pool_size: int = 20
     # False when JWT_SECRET was not given: tokens then die with the process.
     jwt_secret_configured: bool = False
 
@@ -140,4 +142,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
         offline_after_s=parse_duration("OFFLINE_AFTER", env.get("OFFLINE_AFTER", "120s")),
         retention_days=_int(env, "RETENTION_DAYS", 90, minimum=0),
+        db_pool_size=_int(env, "DB_POOL_SIZE", 20),
     )

@@ -13,19 +13,22 @@ SQLITE_FILENAME = "bustracker.sqlite3"
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def open_store(database_url: str | None, data_dir: Path, *, migrate: bool = True) -> Store:
+def open_store(
+    database_url: str | None, data_dir: Path, *, migrate: bool = True, pool_size: int = 10
+) -> Store:
     """Build the configured store without connecting: the caller awaits ``open()``.
 
     ``migrate=False`` makes a PostGIS ``open()`` only check that the schema is
     current (raising SchemaNotCurrent); apply migrations with ``store.migrate()``,
-    which needs no ``open()``. SQLite always brings its own file up to date: it is
-    the zero-setup default and has no separate operator step.
+    which needs no ``open()``. ``pool_size`` caps the PostGIS connection pool.
+    SQLite always brings its own file up to date: it is the zero-setup default
+    and has no separate operator step.
     The backends are imported lazily so a SQLite-only install never needs asyncpg.
     """
     if database_url and database_url.startswith(_POSTGRES_SCHEMES):
         from server.store.postgis import PostgisStore
 
-        return PostgisStore(database_url, migrate=migrate)
+        return PostgisStore(database_url, migrate=migrate, max_size=pool_size)
     if database_url:
         raise ValueError(
             "DATABASE_URL must start with postgresql:// or postgres://"

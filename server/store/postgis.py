@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
-from server.store import migrations
+from server.store import migrations, pg_insert
 from server.store.base import Conflict, StoreUnavailable
 
 # Errors that mean "the database is not reachable right now", as opposed to a bug
@@ -42,7 +42,7 @@ async def _keep_session(conn: Any) -> None:
     """
 _PARTITION_RE = re.compile(r"^positions_(\d{8})$")
 
-_FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
+_FIX_COLS = pg_insert.FIX_COLS
 _DEVICE_COLS = "id, name, active, in_service, route"
 _USER_COLS = "id, username, password_hash, role"
 _LIVE_SELECT = """
@@ -51,41 +51,8 @@ SELECT lp.device_id, d.name, d.route, d.in_service, lp.received_at,
 FROM last_positions lp JOIN devices d ON d.id = lp.device_id
 """
 
-# One round trip per batch: dedupe inside the batch (first occurrence wins, as it
-# would on a retry), insert with ON CONFLICT DO NOTHING to count what was new, and
-# move last_positions only forward. All CTEs share one snapshot and commit together.
-_INSERT_BATCH = f"""
-WITH batch AS (
-    SELECT DISTINCT ON (fix_time) {_FIX_COLS}
-    FROM unnest($2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
-                $7::float8[], $8::float8[], $9::int4[], $10::int4[])
-         WITH ORDINALITY AS b({_FIX_COLS}, ord)
-    ORDER BY fix_time, ord
-),
-stored AS (
-    INSERT INTO positions (device_id, received_at, {_FIX_COLS}, geog)
-    SELECT $1, $11, {_FIX_COLS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
-    FROM batch
-    ON CONFLICT (device_id, fix_time) DO NOTHING
-    RETURNING fix_time
-),
-moved AS (
-    INSERT INTO last_positions (device_id, received_at, {_FIX_COLS}, geog)
-    SELECT $1, $11, {_FIX_COLS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
-    FROM (SELECT * FROM batch ORDER BY fix_time DESC LIMIT 1) AS newest
-    ON CONFLICT (device_id) DO UPDATE SET
-        fix_time = excluded.fix_time, received_at = excluded.received_at,
-        lat = excluded.lat, lon = excluded.lon, alt = excluded.alt,
-        speed = excluded.speed, heading = excluded.heading, hdop = excluded.hdop,
-        sats = excluded.sats, mode = excluded.mode, geog = excluded.geog
-    WHERE excluded.fix_time > last_positions.fix_time
-    RETURNING device_id, received_at, {_FIX_COLS}
-)
-SELECT (SELECT count(*) FROM stored) AS accepted, m.*, d.name, d.route, d.in_service
-FROM (SELECT 1) AS one
-LEFT JOIN moved AS m ON true
-LEFT JOIN devices AS d ON d.id = m.device_id
-"""
+# The batch insert lives in pg_insert; the bench imports the statement from here.
+_INSERT_BATCH = pg_insert.INSERT_BATCH
 
 
 def _fix(row: Any) -> FixIn:
@@ -132,7 +99,9 @@ class PostgisStore:
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         # timeout= is asyncpg's connect timeout: a dead host fails fast, not after 60 s.
-        self._pool_args = dict(min_size=min_size, max_size=max_size, timeout=connect_timeout)
+        self._pool_args = dict(
+            min_size=min(min_size, max_size), max_size=max_size, timeout=connect_timeout
+        )
         self._pool: Any = None
 
     # lifecycle ---------------------------------------------------------------
@@ -142,7 +111,10 @@ class PostgisStore:
         try:
             pool = await asyncpg.create_pool(
                 self._url,
-                reset=_keep_session, command_timeout=self._command_timeout, **self._pool_args
+                init=pg_insert.prepare_connection,
+                reset=_keep_session,
+                command_timeout=self._command_timeout,
+                **self._pool_args,
             )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
@@ -366,13 +338,9 @@ class PostgisStore:
     ) -> InsertResult:
         if not fixes:
             return InsertResult(accepted=0, duplicates=0)
-        columns = (
-            [f.t for f in fixes], [f.lat for f in fixes], [f.lon for f in fixes],
-            [f.alt for f in fixes], [f.speed for f in fixes], [f.heading for f in fixes],
-            [f.hdop for f in fixes], [f.sats for f in fixes], [f.mode for f in fixes],
-        )  # fmt: skip
         try:
-            row = await self._fetchrow(_INSERT_BATCH, device_id, *columns, received_at)
+            async with self._conn() as conn:
+                row = await pg_insert.insert_batch(conn, device_id, fixes, received_at)
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {device_id}") from exc
         accepted = int(row["accepted"])

@@ -164,6 +164,28 @@ async def test_concurrent_retries_store_each_fix_once(store: Store) -> None:
     assert await store.count_positions(device_id) == 50
 
 
+async def test_large_batches_keep_every_guarantee(store: Store) -> None:
+    # Big enough for PostGIS's COPY path: in-batch duplicates (first wins), exact
+    # counts on a retry, last position only forward, unknown device refused.
+    device_id = await add_bus(store)
+    batch = [fix(s, lat=1.0) for s in range(200)] + [fix(s, lat=2.0) for s in range(0, 200, 2)]
+    first = await store.insert_fixes(device_id, batch, RECEIVED)
+    assert (first.accepted, first.duplicates) == (200, 100)
+    assert first.live is not None and first.live.fix == fix(199, lat=1.0)
+    stored = await store.track(device_id, BASE, BASE + timedelta(hours=1))
+    assert len(stored) == 200 and {f.lat for f in stored} == {1.0}
+    again = await store.insert_fixes(device_id, batch, RECEIVED)
+    assert (again.accepted, again.duplicates, again.live) == (0, 300, None)
+    older = await store.insert_fixes(device_id, [fix(-s) for s in range(1, 101)], RECEIVED)
+    assert (older.accepted, older.live) == (100, None)
+    [live] = await store.live_positions()
+    assert live.fix.t == BASE + timedelta(seconds=199)
+    with pytest.raises(LookupError):
+        await store.insert_fixes(424242, batch, RECEIVED)
+    assert await store.count_positions(device_id) == 300
+    assert (await store.insert_fixes(device_id, [fix(500)], RECEIVED)).accepted == 1
+
+
 async def test_empty_batch(store: Store) -> None:
     device_id = await add_bus(store)
     result = await store.insert_fixes(device_id, [], RECEIVED)

@@ -1,0 +1,99 @@
+"""The PostGIS batch insert: one statement per batch, fed by arrays or by COPY.
+
+Both forms dedupe inside the batch (first occurrence wins, as it would on a
+retry), insert with ON CONFLICT DO NOTHING to count what was new, and move
+last_positions only forward. All CTEs share one snapshot and commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from server.model import FixIn
+
+FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
+# From this many fixes on, COPY into a staging table beats binding nine arrays.
+COPY_FROM = 64
+
+_STATEMENT = """
+WITH batch AS (
+    SELECT DISTINCT ON (fix_time) {cols}
+    FROM {source}
+    ORDER BY fix_time, ord
+),
+stored AS (
+    INSERT INTO positions (device_id, received_at, {cols}, geog)
+    SELECT {device}, {received}, {cols}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
+    FROM batch
+    ON CONFLICT (device_id, fix_time) DO NOTHING
+    RETURNING fix_time
+),
+moved AS (
+    INSERT INTO last_positions (device_id, received_at, {cols}, geog)
+    SELECT {device}, {received}, {cols}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
+    FROM (SELECT * FROM batch ORDER BY fix_time DESC LIMIT 1) AS newest
+    ON CONFLICT (device_id) DO UPDATE SET
+        fix_time = excluded.fix_time, received_at = excluded.received_at,
+        lat = excluded.lat, lon = excluded.lon, alt = excluded.alt,
+        speed = excluded.speed, heading = excluded.heading, hdop = excluded.hdop,
+        sats = excluded.sats, mode = excluded.mode, geog = excluded.geog
+    WHERE excluded.fix_time > last_positions.fix_time
+    RETURNING device_id, received_at, {cols}
+)
+SELECT (SELECT count(*) FROM stored) AS accepted, m.*, d.name, d.route, d.in_service
+FROM (SELECT 1) AS one
+LEFT JOIN moved AS m ON true
+LEFT JOIN devices AS d ON d.id = m.device_id
+"""
+
+# Small batches (live mode): one round trip, the columns bound as arrays.
+INSERT_BATCH = _STATEMENT.format(
+    cols=FIX_COLS,
+    source=f"""unnest($2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
+                $7::float8[], $8::float8[], $9::int4[], $10::int4[])
+         WITH ORDINALITY AS b({FIX_COLS}, ord)""",
+    device="$1",
+    received="$11",
+)
+
+# Large batches (backfill): COPY into this per-connection staging table, then one
+# statement. ON COMMIT DELETE ROWS empties it with the transaction (a rollback
+# discards the rows anyway), so every batch starts from an empty table.
+STAGE = "bustracker_fix_stage"
+CREATE_STAGE = f"""CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
+    ord int4 NOT NULL, fix_time timestamptz NOT NULL, lat float8 NOT NULL, lon float8 NOT NULL,
+    alt float8, speed float8, heading float8, hdop float8, sats int4, mode int4
+) ON COMMIT DELETE ROWS"""
+_STAGE_COLUMNS = ["ord", *FIX_COLS.split(", ")]
+INSERT_STAGED = _STATEMENT.format(cols=FIX_COLS, source=STAGE, device="$1", received="$2")
+
+
+async def prepare_connection(conn: Any) -> None:
+    """Pool ``init``: give each new connection its staging table.
+
+    The pool keeps sessions (no DISCARD on release), so the table lives as long
+    as the connection; IF NOT EXISTS makes a repeated call harmless.
+    """
+    await conn.execute(CREATE_STAGE)
+
+
+async def insert_batch(
+    conn: Any, device_id: int, fixes: Sequence[FixIn], received_at: datetime
+) -> Any:
+    """Run the batch insert on ``conn``; return its single result row."""
+    if len(fixes) < COPY_FROM:
+        columns = (
+            [f.t for f in fixes], [f.lat for f in fixes], [f.lon for f in fixes],
+            [f.alt for f in fixes], [f.speed for f in fixes], [f.heading for f in fixes],
+            [f.hdop for f in fixes], [f.sats for f in fixes], [f.mode for f in fixes],
+        )  # fmt: skip
+        return await conn.fetchrow(INSERT_BATCH, device_id, *columns, received_at)
+    records = [
+        (i, f.t, f.lat, f.lon, f.alt, f.speed, f.heading, f.hdop, f.sats, f.mode)
+        for i, f in enumerate(fixes)
+    ]
+    async with conn.transaction():
+        await conn.copy_records_to_table(STAGE, records=records, columns=_STAGE_COLUMNS)
+        return await conn.fetchrow(INSERT_STAGED, device_id, received_at)

@@ -1,0 +1,21 @@
+"""Server settings: DB_POOL_SIZE is parsed, defaulted and named in errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.settings import SettingsError, load_settings
+
+
+def test_db_pool_size_defaults_to_20() -> None:
+    assert load_settings({}).db_pool_size == 20
+
+
+def test_db_pool_size_is_read() -> None:
+    assert load_settings({"DB_POOL_SIZE": "32"}).db_pool_size == 32
+
+
+@pytest.mark.parametrize("raw", ["many", "0", "-3", "2.5"])
+def test_bad_db_pool_size_names_the_variable(raw: str) -> None:
+    with pytest.raises(SettingsError, match=r"^DB_POOL_SIZE: "):
+        load_settings({"DB_POOL_SIZE": raw})
