@@ -88,7 +88,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     return Services(
         settings=settings,
         store=store,
-        devices=DeviceTokens(store),
+        devices=DeviceTokens(store, ttl_s=settings.device_cache_s),
         limiter=Limiter(settings.redis_url),
         tokens=TokenIssuer(
             settings.jwt_secret, settings.jwt_access_expiry_s, settings.jwt_refresh_expiry_s

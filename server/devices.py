@@ -99,7 +99,7 @@ async def create_device(request: Request[Any, Any, Any]) -> dict[str, Any]:
     "/v1/devices/{device_id:int}/rotate",
     status_code=200,
     tags=["devices"],
-    summary="Issue a new token; the old one stops working within 5 s",
+    summary="Issue a new token; the old one stops working within DEVICE_CACHE_TTL",
 )
 async def rotate_device(
     request: Request[Any, Any, Any], device_id: FromPath[int]

@@ -56,6 +56,8 @@ class Settings:
     retention_days: int = 90
     # Most PostGIS connections one process holds (requests beyond it queue for one).
     db_pool_size: int = 20
+    # How long ingest trusts a device token it looked up (see server/device_tokens.py).
+    device_cache_s: int = 30
     # False when JWT_SECRET was not given: tokens then die with the process.
     jwt_secret_configured: bool = False
 
@@ -143,4 +145,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         offline_after_s=parse_duration("OFFLINE_AFTER", env.get("OFFLINE_AFTER", "120s")),
         retention_days=_int(env, "RETENTION_DAYS", 90, minimum=0),
         db_pool_size=_int(env, "DB_POOL_SIZE", 20),
+        device_cache_s=parse_duration("DEVICE_CACHE_TTL", env.get("DEVICE_CACHE_TTL", "30s")),
     )

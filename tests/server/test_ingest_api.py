@@ -156,9 +156,10 @@ def test_one_bad_fix_does_not_block_the_batch(server: RunningServer) -> None:
     assert server._with_store(lambda s: s.count_positions(device.id)) == 2
 
 
-def test_token_revoked_by_the_cli_stops_working_within_seconds(server: RunningServer) -> None:
+def test_token_revoked_by_the_cli_stops_working_within_the_cache_ttl(server_factory: Any) -> None:
     # `bustracker device revoke` writes to the database, not to this process: the
-    # server's short token cache must still let go of the device by itself.
+    # server's token cache must still let go of the device by itself.
+    server = server_factory(device_cache_s=2)
     device, token = server.add_device("bus-1")
     assert post(server, token, {"fixes": fixes(1)}).status_code == 200
     server._with_store(lambda s: s.revoke_device(device.id))
