@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 import redis
 
-from tests import services
+from tests import service_procs
 from tests.services import TEMPLATE_DB, PgCluster, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,20 +129,20 @@ def test_service_tests_are_marked_automatically(
 def test_missing_binary_skips_on_a_laptop(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="Debian package redis-server"):
-        services._missing("redis-server", "redis-server")
+        service_procs._missing("redis-server", "redis-server")
 
 
 def test_missing_binary_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="Debian package redis-server"):
-        services._missing("redis-server", "redis-server")
+        service_procs._missing("redis-server", "redis-server")
 
 
 def test_startup_failure_reports_the_server_log(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     log.write_text("FATAL:  could not create lock file\n")
     with pytest.raises(pytest.fail.Exception, match="could not create lock file"):
-        services._fail_with_log("did not start", log)
+        service_procs._fail_with_log("did not start", log)
 
 
 # A session of its own, in a child pytest, so we can watch what it leaves behind.
@@ -263,7 +263,7 @@ def test_a_killed_session_takes_its_servers_with_it(tmp_path: Path) -> None:
         assert _wait_all_dead([*report["pg_pids"], report["redis_pid"]]) == []
         # What SIGKILL leaves is the temp dirs; the next session sweeps them.
         assert all(d.exists() for d in dirs)
-        services._sweep_dead_sessions()
+        service_procs._sweep_dead_sessions()
         assert not any(d.exists() for d in dirs)
     finally:
         subprocess.run(["rm", "-rf", *map(str, dirs)], check=False)
