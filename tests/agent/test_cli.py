@@ -116,8 +116,14 @@ def test_run_status_and_clean_stop(tmp_path: Path, route: Path, server: FakeServ
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.wait_for(lambda: len(server.fixes) > 20, WAIT)
-        r = agent("status", "--config", str(cfg), "--json")
-        doc = json.loads(r.stdout)
+        # The status file is rewritten about once a second: the uploads it reports
+        # may be a moment behind what the server already holds.
+        end = time.monotonic() + WAIT
+        while True:
+            doc = json.loads(agent("status", "--config", str(cfg), "--json").stdout)
+            if doc["last_fix"] is not None or time.monotonic() > end:
+                break
+            time.sleep(0.2)
         assert list(doc) == ["state", "backlog", "last_fix", "last_upload", "last_error"]
         assert doc["state"] in ("ok", "draining", "starting")
         assert doc["last_fix"]["t"].startswith("2026-11-29T06:0")
