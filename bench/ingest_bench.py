@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,7 +54,8 @@ sys.path.insert(0, str(ROOT))
 from bench.ingest_load import Phase, RawConnection, report, run_phase  # noqa: E402
 from server.auth import hash_device_token, new_device_token  # noqa: E402
 from server.store.postgis import _INSERT_BATCH, PostgisStore  # noqa: E402
-from tests import services  # noqa: E402
+from tests import pg_service, service_procs, services  # noqa: E402
+from tests.redis_service import _RedisProcess  # noqa: E402
 
 FIX_COLUMNS = ["fix_time", "lat", "lon", "alt", "speed", "heading", "hdop", "sats", "mode"]
 # COPY cannot compute the geography, so rows land here first (as the issue's
@@ -225,7 +227,7 @@ def database(args: argparse.Namespace) -> Iterator[str]:
         cluster = services.PgCluster(external)
     else:
         print("starting a throwaway PostgreSQL cluster ...", flush=True)
-        local = services._start_local_cluster()
+        local = pg_service._start_local_cluster()
         cluster = local
     try:
         cluster.prepare_template("postgresql-postgis-3")
@@ -236,11 +238,29 @@ def database(args: argparse.Namespace) -> Iterator[str]:
             cluster.drop_database(name)
     finally:
         if local is not None:
-            services._stop_local_cluster(local)
+            pg_service._stop_local_cluster(local)
 
 
 @contextlib.contextmanager
-def server(db: str) -> Iterator[tuple[str, int]]:
+def redis_for(workers: int) -> Iterator[str | None]:
+    """Several workers share rate limits and the live bus through Redis: start one."""
+    if workers == 1:
+        yield None
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--workers > 1 needs redis-server (Debian package redis-server)")
+    redis = _RedisProcess(binary, Path(tempfile.mkdtemp(prefix="bench-redis-")))
+    if not redis.start(services.free_port()):
+        raise SystemExit("redis-server did not start")
+    try:
+        yield f"redis://127.0.0.1:{redis.port}/0"
+    finally:
+        redis.stop_and_clean()
+
+
+@contextlib.contextmanager
+def server(db: str, workers: int = 1) -> Iterator[tuple[str, int]]:
     port = services.free_port()
     env = {
         **os.environ,
@@ -254,11 +274,18 @@ def server(db: str) -> Iterator[tuple[str, int]]:
     }
     env.pop("REDIS_URL", None)
     subprocess.run([sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True)
+    redis = contextlib.ExitStack()
+    redis_url = redis.enter_context(redis_for(workers))
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "server", "serve", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers", str(workers)),
+        ],
         env=env,
         cwd=ROOT,
-        preexec_fn=services._die_with_parent(signal.SIGTERM),
+        preexec_fn=service_procs._die_with_parent(signal.SIGTERM),
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -278,6 +305,7 @@ def server(db: str) -> Iterator[tuple[str, int]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        redis.close()
 
 
 async def bench(db: str, url: str, pid: int, args: argparse.Namespace) -> None:
@@ -321,6 +349,9 @@ def main() -> int:
     parser.add_argument(
         "--budget", type=float, default=180.0, help="hard stop for the whole run (s)"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (> 1 also starts a Redis)"
+    )
     args = parser.parse_args()
     if args.seconds * 4 + 40 > args.budget:
         parser.error(
@@ -329,7 +360,7 @@ def main() -> int:
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("budget exceeded")))
     signal.alarm(int(args.budget))
     started = time.monotonic()
-    with database(args) as db, server(db) as (url, pid):
+    with database(args) as db, server(db, args.workers) as (url, pid):
         asyncio.run(bench(db, url, pid, args))
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0

@@ -35,8 +35,13 @@ class Phase:
 
 
 def process_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants (uvicorn's worker processes)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        total += sum(process_cpu(int(child)) for child in children)
+    return total
 
 
 def machine_busy() -> tuple[int, int]:

@@ -147,3 +147,14 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     )
     document(app, settings)
     return app
+
+
+def app_from_env() -> Litestar:
+    """The app of one worker of ``bustracker serve --workers N`` (a uvicorn factory)."""
+    import gc
+
+    from server.settings import load_settings
+
+    app = create_app(load_settings())
+    gc.freeze()  # as `bustracker serve` does for a single process
+    return app

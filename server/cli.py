@@ -124,6 +124,22 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+def check_workers(workers: int, settings: Settings) -> None:
+    """Several worker processes must share what one process keeps in memory."""
+    if workers < 1:
+        raise CliError("--workers: at least 1")
+    if workers == 1:
+        return
+    needs = [
+        ("DATABASE_URL", settings.database_url, "PostGIS: SQLite takes one writer at a time"),
+        ("REDIS_URL", settings.redis_url, "rate limits and the live bus shared between workers"),
+        ("JWT_SECRET", settings.jwt_secret_configured, "one signing key for every worker"),
+    ]
+    missing = [f"{name} ({why})" for name, value, why in needs if not value]
+    if missing:
+        raise CliError(f"--workers {workers} needs " + "; ".join(missing))
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import gc
 
@@ -131,20 +147,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from server.app import create_app
 
+    check_workers(args.workers, settings)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": settings.log_level,
+        "proxy_headers": True,
+        "ws": "websockets-sansio",
+        # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
+        "timeout_graceful_shutdown": 10,
+    }
+    if args.workers > 1:
+        # Each worker builds its own app from the same environment.
+        uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, **options)
+        return 0
     app = create_app(settings)
     # Everything loaded so far lives as long as the process: move it out of the
     # collector's sight, so full collections only walk what requests create.
     gc.freeze()
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        ws="websockets-sansio",
-        # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(app, **options)
     return 0
 
 
@@ -161,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (needs DATABASE_URL, REDIS_URL)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="server on the embedded defaults + simulated buses")
