@@ -8,6 +8,7 @@ issues or withdraws a credential needs admin.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, get, post
@@ -16,7 +17,7 @@ from litestar.params import FromPath
 from server.auth import hash_device_token, new_device_token
 from server.http import ApiError, current_user, services, store_unavailable
 from server.model import Device
-from server.store.base import Conflict, StoreUnavailable
+from server.store.base import Conflict, Store, StoreUnavailable
 
 MAX_NAME = 64
 # Ids are 64-bit in both stores; a larger number would fail in the driver, not 404.
@@ -95,6 +96,24 @@ async def create_device(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {**device_json(device), "token": token}
 
 
+async def _change_token(
+    request: Request[Any, Any, Any],
+    device_id: int,
+    change: Callable[[Store], Awaitable[bool]],
+) -> None:
+    """An admin's rotate or revoke: applied, this process's token cache emptied, 404 if unknown."""
+    await current_user(request, "admin")
+    _known_id(device_id)
+    svc = services(request)
+    try:
+        found = await change(svc.store)
+    except StoreUnavailable:
+        raise store_unavailable() from None
+    svc.devices.forget()
+    if not found:
+        raise ApiError(404, f"no device with id {device_id}")
+
+
 @post(
     "/v1/devices/{device_id:int}/rotate",
     status_code=200,
@@ -104,17 +123,10 @@ async def create_device(request: Request[Any, Any, Any]) -> dict[str, Any]:
 async def rotate_device(
     request: Request[Any, Any, Any], device_id: FromPath[int]
 ) -> dict[str, Any]:
-    await current_user(request, "admin")
-    _known_id(device_id)
     token = new_device_token()
-    try:
-        svc = services(request)
-        found = await svc.store.set_device_token(device_id, hash_device_token(token))
-        svc.devices.forget()
-    except StoreUnavailable:
-        raise store_unavailable() from None
-    if not found:
-        raise ApiError(404, f"no device with id {device_id}")
+    await _change_token(
+        request, device_id, lambda s: s.set_device_token(device_id, hash_device_token(token))
+    )
     return {"id": device_id, "token": token}
 
 
@@ -127,14 +139,5 @@ async def rotate_device(
 async def revoke_device(
     request: Request[Any, Any, Any], device_id: FromPath[int]
 ) -> dict[str, Any]:
-    await current_user(request, "admin")
-    _known_id(device_id)
-    try:
-        svc = services(request)
-        found = await svc.store.revoke_device(device_id)
-        svc.devices.forget()
-    except StoreUnavailable:
-        raise store_unavailable() from None
-    if not found:
-        raise ApiError(404, f"no device with id {device_id}")
+    await _change_token(request, device_id, lambda s: s.revoke_device(device_id))
     return {"id": device_id, "revoked": True}
