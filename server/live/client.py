@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from server.live.coalesce import Outbox, frame_delay
-from server.live.filters import Filter
+from server.live.filters import Filter, StreamOptions
 
 if TYPE_CHECKING:
     from server.live.hub import Hub
@@ -60,6 +60,27 @@ class ClientSession:
         "snapshot_wanted",
         "transport",
     )
+
+    @classmethod
+    def for_stream(
+        cls,
+        hub: Hub,
+        options: StreamOptions,
+        *,
+        public: bool,
+        expires_at: datetime | None,
+        transport: Transport,
+    ) -> ClientSession:
+        """A session for a stream opened with ``options`` (query parameters, parsed)."""
+        return cls(
+            hub,
+            public=public,
+            flt=options.filter,
+            since=options.since,
+            heartbeat_s=options.heartbeat_s,
+            expires_at=expires_at,
+            transport=transport,
+        )
 
     def __init__(
         self,

@@ -54,14 +54,8 @@ async def _stream(request: Request[Any, Any, Any], public: bool) -> ServerSentEv
         options = stream_options(request.query_params, request.headers.get("last-event-id"))
     except FilterError as exc:
         raise ApiError(400, str(exc)) from None
-    client = ClientSession(
-        bus.hub,
-        public=public,
-        flt=options.filter,
-        since=options.since,
-        heartbeat_s=options.heartbeat_s,
-        expires_at=expires_at,
-        transport="sse",
+    client = ClientSession.for_stream(
+        bus.hub, options, public=public, expires_at=expires_at, transport="sse"
     )
     return ServerSentEvent(_events(bus, client), retry_duration=RETRY_MS)
 

@@ -96,14 +96,8 @@ async def serve(socket: WebSocket[Any, Any, Any], public: bool) -> None:
     except FilterError as exc:
         await socket.close(CLOSE_BAD_REQUEST, str(exc))
         return
-    client = ClientSession(
-        bus.hub,
-        public=public,
-        flt=options.filter,
-        since=options.since,
-        heartbeat_s=options.heartbeat_s,
-        expires_at=expires_at,
-        transport="ws",
+    client = ClientSession.for_stream(
+        bus.hub, options, public=public, expires_at=expires_at, transport="ws"
     )
     if not bus.hub.register(client):
         await socket.close(CLOSE_TRY_LATER, "too many live clients on this server")
