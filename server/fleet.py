@@ -24,6 +24,10 @@ def iso(t: datetime) -> str:
 
 
 def vehicle_json(pos: LivePosition, now: datetime, offline_after_s: int) -> dict[str, Any]:
+    return vehicle_view(pos, vehicle_state(pos, now, offline_after_s))
+
+
+def vehicle_view(pos: LivePosition, state: str) -> dict[str, Any]:
     fix = pos.fix
     return {
         "device_id": pos.device_id,
@@ -35,7 +39,7 @@ def vehicle_json(pos: LivePosition, now: datetime, offline_after_s: int) -> dict
         "speed": fix.speed,
         "heading": fix.heading,
         "received_at": iso(pos.received_at),
-        "state": vehicle_state(pos, now, offline_after_s),
+        "state": state,
     }
 
 

@@ -101,6 +101,10 @@ class LiveBus:
         it from the channel as usual.
         """
         asyncio.get_running_loop().call_soon(self._apply_local, position)
+        if self._redis is None:
+            # The in-memory channel reaches no other process: the round trip
+            # through it would only bring back what was just applied.
+            return
         queued = self._outgoing.get(position.device_id)
         if queued is not None:
             self.counters["publish_superseded"] += 1

@@ -55,8 +55,21 @@ class Vehicle:
     state: str
     changed_at: datetime  # when anything a client sees last changed
     public_id: str
-    operator_json: str
-    public_json: str
+    # Rendered on first use: most positions reach no client before the next one.
+    _operator_json: str | None = None
+    _public_json: str | None = None
+
+    @property
+    def operator_json(self) -> str:
+        if self._operator_json is None:
+            self._operator_json = dumps(operator_view(self.pos, self.state))
+        return self._operator_json
+
+    @property
+    def public_json(self) -> str:
+        if self._public_json is None:
+            self._public_json = dumps(public_view(self.pos, self.public_id, self.state))
+        return self._public_json
 
 
 class Hub:
@@ -190,8 +203,6 @@ class Hub:
             state=state,
             changed_at=changed_at,
             public_id=vid,
-            operator_json=dumps(operator_view(pos, now, self.offline_after_s)),
-            public_json=dumps(public_view(pos, vid, state)),
         )
         key = pos.device_id
         self.vehicles[key] = vehicle

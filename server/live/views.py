@@ -1,6 +1,6 @@
 """How a live position looks on the bus between processes, to operators and to riders. No I/O.
 
-Operators see what ``/v1/fleet/live`` shows (the same ``vehicle_json`` and
+Operators see what ``/v1/fleet/live`` shows (the same ``vehicle_view`` and
 ``vehicle_state``) plus ``in_service``. Riders see a label, route, position,
 heading, speed and fix time under an opaque id: no device ids, no tokens.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from server.fleet import iso, vehicle_json, vehicle_state
+from server.fleet import iso, vehicle_state, vehicle_view
 from server.model import Device, FixIn, LivePosition
 
 WIRE_VERSION = 1
@@ -42,8 +42,8 @@ def public_id(key: bytes, device_id: int) -> str:
     return "v" + digest[:16]
 
 
-def operator_view(pos: LivePosition, now: datetime, offline_after_s: int) -> dict[str, Any]:
-    view = vehicle_json(pos, now, offline_after_s)
+def operator_view(pos: LivePosition, state: str) -> dict[str, Any]:
+    view = vehicle_view(pos, state)
     view["in_service"] = pos.in_service
     return view
 
@@ -73,7 +73,7 @@ def state_of(pos: LivePosition, now: datetime, offline_after_s: int) -> str:
 def encode_positions(positions: list[LivePosition], now: datetime, offline_after_s: int) -> bytes:
     items = []
     for pos in positions:
-        item = operator_view(pos, now, offline_after_s)
+        item = operator_view(pos, state_of(pos, now, offline_after_s))
         item["alt"] = pos.fix.alt
         items.append(item)
     return _encode({"v": WIRE_VERSION, "positions": items})
