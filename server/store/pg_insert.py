@@ -1,15 +1,21 @@
-"""The PostGIS batch insert: one statement per batch, fed by arrays or by COPY.
+"""The PostGIS batch inserts: one statement per batch or per group of batches.
 
-Both forms dedupe inside the batch (first occurrence wins, as it would on a
-retry), insert with ON CONFLICT DO NOTHING to count what was new, and move
-last_positions only forward. All CTEs share one snapshot and commit together.
+Every form dedupes inside what it inserts (first occurrence wins, as it would
+on a retry), inserts with ON CONFLICT DO NOTHING to count what was new, and
+moves last_positions only forward. All CTEs share one snapshot and commit
+together.
+
+- ``insert_batch``: one device's batch, bound as arrays, or through COPY from
+  ``COPY_FROM`` fixes on (backfill).
+- ``insert_group``: small batches of many devices in one statement, as
+  ``server/store/pg_groups.py`` gathers them while the database is busy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from server.model import FixIn
 
@@ -97,3 +103,93 @@ async def insert_batch(
     async with conn.transaction():
         await conn.copy_records_to_table(STAGE, records=records, columns=_STAGE_COLUMNS)
         return await conn.fetchrow(INSERT_STAGED, device_id, received_at)
+
+
+class Job(NamedTuple):
+    """One request's batch waiting to be inserted with others."""
+
+    device_id: int
+    fixes: Sequence[FixIn]
+    received_at: datetime
+
+
+# Rows are sorted by device before they are inserted, so two groups that hold
+# the same devices take their locks in the same order and cannot deadlock.
+INSERT_GROUP = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::int4[], $2::timestamptz[], $3::float8[], $4::float8[],
+                         $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::int4[],
+                         $10::int4[])
+        WITH ORDINALITY AS i(req, {FIX_COLS}, ord)
+),
+reqs AS (
+    SELECT * FROM unnest($11::int8[], $12::timestamptz[])
+        WITH ORDINALITY AS r(device_id, received_at, req)
+),
+batch AS (
+    SELECT DISTINCT ON (r.device_id, i.fix_time) i.req, r.device_id, r.received_at, {
+    ", ".join("i." + c for c in FIX_COLS.split(", "))}
+    FROM input AS i JOIN reqs AS r ON r.req = i.req
+    ORDER BY r.device_id, i.fix_time, i.ord
+),
+stored AS (
+    INSERT INTO positions (device_id, received_at, {FIX_COLS}, geog)
+    SELECT device_id, received_at, {FIX_COLS},
+           ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
+    FROM batch
+    ON CONFLICT (device_id, fix_time) DO NOTHING
+    RETURNING device_id, fix_time
+),
+counted AS (
+    SELECT b.req, count(*) AS accepted
+    FROM stored AS s JOIN batch AS b ON b.device_id = s.device_id AND b.fix_time = s.fix_time
+    GROUP BY b.req
+),
+moved AS (
+    INSERT INTO last_positions (device_id, received_at, {FIX_COLS}, geog)
+    SELECT device_id, received_at, {FIX_COLS},
+           ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
+    FROM (SELECT DISTINCT ON (device_id) * FROM batch ORDER BY device_id, fix_time DESC) AS newest
+    ON CONFLICT (device_id) DO UPDATE SET
+        fix_time = excluded.fix_time, received_at = excluded.received_at,
+        lat = excluded.lat, lon = excluded.lon, alt = excluded.alt,
+        speed = excluded.speed, heading = excluded.heading, hdop = excluded.hdop,
+        sats = excluded.sats, mode = excluded.mode, geog = excluded.geog
+    WHERE excluded.fix_time > last_positions.fix_time
+    RETURNING device_id, received_at, {FIX_COLS}
+)
+SELECT r.req, coalesce(c.accepted, 0) AS accepted, m.*, d.name, d.route, d.in_service
+FROM reqs AS r
+LEFT JOIN counted AS c ON c.req = r.req
+LEFT JOIN moved AS m ON m.device_id = r.device_id
+LEFT JOIN devices AS d ON d.id = m.device_id
+ORDER BY r.req
+"""
+
+
+async def insert_group(conn: Any, jobs: Sequence[Job]) -> list[Any]:
+    """Insert several devices' small batches in one statement; one row per job, in order.
+
+    A row's ``accepted`` counts the fixes of that job that were new; the
+    moved-position columns are set on every job of a device whose live
+    position this group moved forward.
+    """
+    req: list[int] = []
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
+    t, lat, lon, alt, speed, heading, hdop, sats, mode = cols
+    for n, job in enumerate(jobs, start=1):
+        for f in job.fixes:
+            req.append(n)
+            t.append(f.t)
+            lat.append(f.lat)
+            lon.append(f.lon)
+            alt.append(f.alt)
+            speed.append(f.speed)
+            heading.append(f.heading)
+            hdop.append(f.hdop)
+            sats.append(f.sats)
+            mode.append(f.mode)
+    devices = [job.device_id for job in jobs]
+    received = [job.received_at for job in jobs]
+    rows: list[Any] = await conn.fetch(INSERT_GROUP, req, *cols, devices, received)
+    return rows

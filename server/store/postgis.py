@@ -14,6 +14,8 @@ import asyncpg  # type: ignore[import-untyped]
 from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
 from server.store import migrations, pg_insert
 from server.store.base import Conflict, StoreUnavailable
+from server.store.pg_groups import Grouper
+from server.store.pg_insert import Job
 
 # Errors that mean "the database is not reachable right now", as opposed to a bug
 # in a query: the caller answers 503 and the agent retries later.
@@ -32,6 +34,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InvalidCatalogNameError,
 )
 _PARTITION_LOCK_KEY = migrations.LOCK_KEY + 1
+# Rows of one grouped statement: big enough for a busy minute's small batches,
+# small enough that one statement stays well under a second.
+GROUP_MAX_ROWS = 5000
 
 
 async def _keep_session(conn: Any) -> None:
@@ -93,6 +98,7 @@ class PostgisStore:
         migrate: bool = True,
         connect_timeout: float = 5.0,
         command_timeout: float = 30.0,
+        group_statements: int | None = None,
     ) -> None:
         self._url = url
         self._migrate = migrate
@@ -103,6 +109,16 @@ class PostgisStore:
             min_size=min(min_size, max_size), max_size=max_size, timeout=connect_timeout
         )
         self._pool: Any = None
+        # Few statements at once, so batches arriving meanwhile form groups; the
+        # rest of the pool serves reads, backfill and the other groups' waits.
+        self.groups: Grouper[Job, Any] = Grouper(
+            self._insert_group,
+            self._insert_one,
+            size=lambda job: len(job.fixes),
+            isolate=lambda exc: not isinstance(exc, StoreUnavailable),
+            max_running=group_statements or max(1, max_size // 4),
+            max_rows=GROUP_MAX_ROWS,
+        )
 
     # lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
@@ -338,14 +354,27 @@ class PostgisStore:
     ) -> InsertResult:
         if not fixes:
             return InsertResult(accepted=0, duplicates=0)
+        job = Job(device_id, fixes, received_at)
         try:
-            async with self._conn() as conn:
-                row = await pg_insert.insert_batch(conn, device_id, fixes, received_at)
+            if len(fixes) < pg_insert.COPY_FROM:
+                row = await self.groups.submit(job)
+            else:
+                row = await self._insert_one(job)
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {device_id}") from exc
         accepted = int(row["accepted"])
         live = _live(row) if row["device_id"] is not None else None
         return InsertResult(accepted=accepted, duplicates=len(fixes) - accepted, live=live)
+
+    async def _insert_one(self, job: Job) -> Any:
+        async with self._conn() as conn:
+            return await pg_insert.insert_batch(conn, job.device_id, job.fixes, job.received_at)
+
+    async def _insert_group(self, jobs: list[Job]) -> list[Any]:
+        if len(jobs) == 1:
+            return [await self._insert_one(jobs[0])]
+        async with self._conn() as conn:
+            return await pg_insert.insert_group(conn, jobs)
 
     async def live_positions(self) -> list[LivePosition]:
         return [_live(r) for r in await self._fetch(_LIVE_SELECT + " ORDER BY lp.device_id")]

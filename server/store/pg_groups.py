@@ -1,0 +1,132 @@
+"""Group commit: small batches that arrive while the database is busy share one statement.
+
+A live fleet sends many small requests (10 fixes each). One statement per
+request pays PostgreSQL's per-statement and per-commit cost, and asyncpg's
+per-call cost, on every 10 rows. Here at most ``max_running`` statements run
+at once; a batch that arrives while they are all busy waits for the next free
+one, together with every other batch that arrived meanwhile, and they go in
+as one statement (``pg_insert.insert_group``).
+
+Nothing waits on a timer: when the database keeps up, each batch goes alone
+and at once, as before; only under load do groups form, and they grow with
+the load. Each request is still answered only after the statement holding
+its batch has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+
+class Grouper(Generic[J, R]):
+    """Runs jobs in groups through ``run_group``, at most ``max_running`` groups at once.
+
+    ``run_group`` returns one result per job, in order. ``isolate`` decides
+    what a failure of a whole group means: when it returns True (an error
+    that may come from one job's data, not from the database being away),
+    each job of the group is retried alone through ``run_one`` so one bad
+    batch cannot fail the others; otherwise every job gets the error.
+    """
+
+    def __init__(
+        self,
+        run_group: Callable[[list[J]], Awaitable[Sequence[R]]],
+        run_one: Callable[[J], Awaitable[R]],
+        *,
+        size: Callable[[J], int],
+        isolate: Callable[[BaseException], bool],
+        max_running: int,
+        max_rows: int,
+    ) -> None:
+        if max_running < 1:
+            raise ValueError("max_running must be at least 1")
+        self._run_group = run_group
+        self._run_one = run_one
+        self._size = size
+        self._isolate = isolate
+        self._max_running = max_running
+        self._max_rows = max_rows
+        self._waiting: deque[tuple[J, asyncio.Future[R]]] = deque()
+        self._running: set[asyncio.Task[None]] = set()
+        self.statements = 0  # groups run, for /metrics
+        self.jobs = 0
+
+    async def submit(self, job: J) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((job, future))
+        self._start()
+        return await future
+
+    def _start(self) -> None:
+        while self._waiting and len(self._running) < self._max_running:
+            group = self._take()
+            if not group:
+                continue
+            task = asyncio.create_task(self._run(group), name="insert-group")
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _take(self) -> list[tuple[J, asyncio.Future[R]]]:
+        group: list[tuple[J, asyncio.Future[R]]] = []
+        rows = 0
+        while self._waiting:
+            job, future = self._waiting[0]
+            if future.cancelled():  # its request went away before it was sent
+                self._waiting.popleft()
+                continue
+            rows += self._size(job)
+            if group and rows > self._max_rows:
+                break
+            group.append(self._waiting.popleft())
+        return group
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._start()
+
+    async def _run(self, group: list[tuple[J, asyncio.Future[R]]]) -> None:
+        self.statements += 1
+        self.jobs += len(group)
+        try:
+            results = await self._run_group([job for job, _ in group])
+        except Exception as exc:
+            if len(group) > 1 and self._isolate(exc):
+                await asyncio.gather(*(self._alone(job, future) for job, future in group))
+                return
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException:  # cancelled at shutdown: nobody is left to answer
+            for _, future in group:
+                if not future.done():
+                    future.cancel()
+            raise
+        for (_, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def _alone(self, job: J, future: asyncio.Future[R]) -> None:
+        try:
+            result = await self._run_one(job)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+    async def drain(self) -> None:
+        """Wait until every submitted job has been run (shutdown)."""
+        while self._running or self._waiting:
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+            else:
+                self._start()
+                await asyncio.sleep(0)
