@@ -21,7 +21,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from server.store.base import Store
@@ -67,26 +67,25 @@ class _PoolCollector:
         ):
             if key in stats:
                 yield GaugeMetricFamily(f"bustracker_db_pool_{key}", help_text, value=stats[key])
+        # Their ratio is the mean group size: how much group commit is saving.
+        for key, help_text in (
+            ("insert_groups", "Statements that inserted live-size batches (group commit)"),
+            ("insert_grouped_batches", "Live-size batches inserted through those statements"),
+        ):
+            if key in stats:
+                yield CounterMetricFamily(f"bustracker_db_{key}", help_text, value=stats[key])
 
 
 def pool_stats(store: Store) -> dict[str, int] | None:
-    """``{"size", "idle", "max"}`` of the store's connection pool; None without a pool.
+    """``{"size", "idle", "max", ...}`` of the store's connection pool; None without a pool.
 
-    Prefers a public ``pool_stats()`` on the store; until the PostGIS store has
-    one, reads its asyncpg pool through the documented ``Pool`` getters.
+    SQLite has one connection on one thread and no ``pool_stats``: nothing to report.
     """
     public = getattr(store, "pool_stats", None)
-    if callable(public):
-        stats = public()
-        return dict(stats) if stats is not None else None
-    pool = getattr(store, "_pool", None)
-    if pool is None or not hasattr(pool, "get_idle_size"):
-        return None  # SQLite: one connection on one thread, nothing to report
-    return {
-        "size": int(pool.get_size()),
-        "idle": int(pool.get_idle_size()),
-        "max": int(pool.get_max_size()),
-    }
+    if not callable(public):
+        return None
+    stats = public()
+    return dict(stats) if stats is not None else None
 
 
 class Metrics:

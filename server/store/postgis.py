@@ -176,6 +176,19 @@ class PostgisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
 
+    def pool_stats(self) -> dict[str, int] | None:
+        """Connection pool use and group commit counters for /metrics; None when closed."""
+        pool = self._pool
+        if pool is None:
+            return None
+        return {
+            "size": int(pool.get_size()),
+            "idle": int(pool.get_idle_size()),
+            "max": int(pool.get_max_size()),
+            "insert_groups": self.groups.statements,
+            "insert_grouped_batches": self.groups.jobs,
+        }
+
     async def ping(self) -> None:
         await self._fetchrow("SELECT 1")
 
