@@ -159,6 +159,8 @@ class LatencyMiddleware(ASGIMiddleware):
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        # Bounded like the labels themselves: route templates, methods, statuses.
+        self._series: dict[tuple[str, str, int], Any] = {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = time.perf_counter()
@@ -173,11 +175,14 @@ class LatencyMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, capture)
         finally:
-            route = scope.get("path_template") or "unmatched"
-            method = str(scope.get("method", "?"))
-            self.metrics.request_seconds.labels(method, route, str(status)).observe(
-                time.perf_counter() - started
-            )
+            key = (str(scope.get("method", "?")), scope.get("path_template") or "unmatched", status)
+            series = self._series.get(key)
+            if series is None:
+                # labels() takes a lock and builds the key each time: look it up once.
+                series = self._series[key] = self.metrics.request_seconds.labels(
+                    key[0], key[1], str(status)
+                )
+            series.observe(time.perf_counter() - started)
 
 
 # Version 0.0.4 is what every Prometheus server scrapes by default.

@@ -123,10 +123,7 @@ class Grouper(Generic[J, R]):
                 future.set_result(result)
 
     async def drain(self) -> None:
-        """Wait until every submitted job has been run (shutdown)."""
-        while self._running or self._waiting:
-            if self._running:
-                await asyncio.gather(*self._running, return_exceptions=True)
-            else:
-                self._start()
-                await asyncio.sleep(0)
+        """Run every job submitted so far, then return (a graceful shutdown)."""
+        self._start()
+        while self._running:
+            await asyncio.wait(set(self._running))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -145,6 +146,10 @@ class PostgisStore:
             raise
 
     async def close(self) -> None:
+        if self._pool is not None:
+            # Batches already taken in are stored (and answered) before the pool goes.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.groups.drain(), timeout=self._command_timeout)
         pool, self._pool = self._pool, None
         if pool is not None:
             try:

@@ -104,6 +104,19 @@ def test_pool_gauges(any_server: RunningServer) -> None:
         assert size is None  # SQLite has one connection and no pool
 
 
+def test_group_commit_counters(any_server: RunningServer) -> None:
+    _, token = any_server.add_device("bus-1")
+    post(any_server, token, [{"t": int(time.time()) - 5, "lat": 45.0, "lon": 9.0}])
+    m = scrape(any_server)
+    groups = m.get(("bustracker_db_insert_groups_total", frozenset()))
+    batches = m.get(("bustracker_db_insert_grouped_batches_total", frozenset()))
+    if any_server.settings.database_url:
+        assert groups is not None and batches is not None
+        assert batches >= groups >= 1  # the one batch went in one statement
+    else:
+        assert groups is None and batches is None  # one SQLite writer: nothing to group
+
+
 def test_reject_label_is_bounded() -> None:
     assert reject_label("lat: 91 outside -90..90") == "lat"
     assert reject_label("lat/lon: 0,0 is a receiver's no-fix placeholder") == "lat/lon"

@@ -124,6 +124,18 @@ async def test_an_outage_fails_the_whole_group() -> None:
     assert len(work.groups) == 2  # not retried one by one
 
 
+async def test_drain_stores_everything_taken_in_before_shutdown() -> None:
+    work = Workload()
+    g = grouper(work)
+    tasks = [asyncio.create_task(g.submit(n)) for n in range(3)]
+    await turns()
+    assert work.groups == [[0]]  # 1 and 2 still wait
+    work.release.set()
+    await g.drain()
+    assert work.groups == [[0], [1, 2]]
+    assert await asyncio.gather(*tasks) == ["done 0", "done 1", "done 2"]
+
+
 # The grouped statement on a real PostGIS ------------------------------------------------
 
 
