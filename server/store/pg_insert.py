@@ -113,6 +113,8 @@ class Job(NamedTuple):
     received_at: datetime
 
 
+_INPUT_COLS = ", ".join(f"i.{col}" for col in FIX_COLS.split(", "))
+
 # Rows are sorted by device before they are inserted, so two groups that hold
 # the same devices take their locks in the same order and cannot deadlock.
 INSERT_GROUP = f"""
@@ -127,8 +129,7 @@ reqs AS (
         WITH ORDINALITY AS r(device_id, received_at, req)
 ),
 batch AS (
-    SELECT DISTINCT ON (r.device_id, i.fix_time) i.req, r.device_id, r.received_at, {
-    ", ".join("i." + c for c in FIX_COLS.split(", "))}
+    SELECT DISTINCT ON (r.device_id, i.fix_time) i.req, r.device_id, r.received_at, {_INPUT_COLS}
     FROM input AS i JOIN reqs AS r ON r.req = i.req
     ORDER BY r.device_id, i.fix_time, i.ord
 ),

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
 from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
-from server.store import migrations, pg_insert
+from server.store import migrations, pg_insert, pg_partitions
 from server.store.base import Conflict, StoreUnavailable
 from server.store.pg_groups import Grouper
 from server.store.pg_insert import Job
@@ -34,7 +33,6 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     # 3D000: the database is gone (dropped, or being restored from a backup).
     asyncpg.exceptions.InvalidCatalogNameError,
 )
-_PARTITION_LOCK_KEY = migrations.LOCK_KEY + 1
 # Rows of one grouped statement: big enough for a busy minute's small batches,
 # small enough that one statement stays well under a second.
 GROUP_MAX_ROWS = 5000
@@ -46,7 +44,6 @@ async def _keep_session(conn: Any) -> None:
     Safe because the store never leaves session state behind: its advisory
     locks are transaction-scoped and its settings are ``SET LOCAL``.
     """
-_PARTITION_RE = re.compile(r"^positions_(\d{8})$")
 
 _FIX_COLS = pg_insert.FIX_COLS
 _DEVICE_COLS = "id, name, active, in_service, route"
@@ -83,10 +80,6 @@ def _device(row: Any) -> Device:
 
 def _user(row: Any) -> User:
     return User(**dict(row))
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)
 
 
 class PostgisStore:
@@ -197,7 +190,7 @@ class PostgisStore:
     async def ping(self) -> None:
         await self._fetchrow("SELECT 1")
 
-    # partitions --------------------------------------------------------------
+    # partitions (server/store/pg_partitions.py) ---------------------------------
     async def ensure_partitions(
         self, now: datetime | None = None, *, days_behind: int = 2, days_ahead: int = 7
     ) -> list[str]:
@@ -206,78 +199,16 @@ class PostgisStore:
         Call at start and periodically (daily is plenty: a week is created ahead).
         """
         today = (now or datetime.now(UTC)).astimezone(UTC).date()
-        created: list[str] = []
         async with self._conn() as conn:
-            for offset in range(-days_behind, days_ahead + 1):
-                day = today + timedelta(days=offset)
-                if await self._create_partition(conn, day):
-                    created.append(f"positions_{day:%Y%m%d}")
-        return created
-
-    async def _create_partition(self, conn: Any, day: date) -> bool:
-        name = f"positions_{day:%Y%m%d}"
-        lo, hi = _day_start(day), _day_start(day + timedelta(days=1))
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK_KEY)
-            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
-                return False
-            # Creating the partition needs this lock anyway; taking it first means
-            # no insert can slip a row for this day into the default partition
-            # between moving the strays out and attaching the new table.
-            await conn.execute("SET LOCAL lock_timeout = '5s'")
-            await conn.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
-            strays = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM positions_default"
-                " WHERE fix_time >= $1 AND fix_time < $2)",
-                lo,
-                hi,
-            )
-            if strays:
-                # PostgreSQL refuses a new partition while the default one holds
-                # rows of its range, so move them through a temporary table.
-                await conn.execute("CREATE TEMP TABLE _moving (LIKE positions) ON COMMIT DROP")
-                await conn.execute(
-                    "WITH m AS (DELETE FROM positions_default"
-                    " WHERE fix_time >= $1 AND fix_time < $2 RETURNING *)"
-                    " INSERT INTO _moving SELECT * FROM m",
-                    lo,
-                    hi,
-                )
-            # DDL takes no bind parameters; both values derive from a date object.
-            await conn.execute(
-                f"CREATE TABLE {name} PARTITION OF positions"
-                f" FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"
-            )
-            if strays:
-                await conn.execute("INSERT INTO positions SELECT * FROM _moving")
-        return True
+            return await pg_partitions.ensure(conn, today, days_behind, days_ahead)
 
     async def retention_drop(
         self, older_than_days: int = 90, now: datetime | None = None
     ) -> list[str]:
-        """Drop daily partitions wholly older than the cutoff; return their names.
-
-        Old rows that sit in the default partition are deleted too, so the
-        retention promise holds even for fixes that never had a partition.
-        """
+        """Drop daily partitions (and default-partition rows) older than the cutoff."""
         today = (now or datetime.now(UTC)).astimezone(UTC).date()
-        cutoff = today - timedelta(days=older_than_days)
-        dropped: list[str] = []
-        async with self._conn() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK_KEY)
-            rows = await conn.fetch(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = 'positions'::regclass ORDER BY c.relname"
-            )
-            for row in rows:
-                match = _PARTITION_RE.match(row["relname"])
-                if match and datetime.strptime(match.group(1), "%Y%m%d").date() < cutoff:
-                    await conn.execute(f"DROP TABLE {row['relname']}")
-                    dropped.append(row["relname"])
-            await conn.execute(
-                "DELETE FROM positions_default WHERE fix_time < $1", _day_start(cutoff)
-            )
-        return dropped
+        async with self._conn() as conn:
+            return await pg_partitions.drop_older(conn, today, older_than_days)
 
     # one-statement helpers -------------------------------------------------------
     async def _fetchrow(self, sql: str, *args: object) -> Any:
