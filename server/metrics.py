@@ -48,7 +48,7 @@ def reject_label(reason: str) -> str:
 
 
 class _PoolCollector:
-    """Database pool use, read at scrape time so it never goes stale."""
+    """Database pool use and group commit, read at scrape time so they never go stale."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -57,9 +57,7 @@ class _PoolCollector:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        stats = pool_stats(self._store)
-        if stats is None:
-            return
+        stats = pool_stats(self._store) or {}
         for key, help_text in (
             ("size", "Connections open in the database pool"),
             ("idle", "Open connections not in use"),
@@ -67,13 +65,19 @@ class _PoolCollector:
         ):
             if key in stats:
                 yield GaugeMetricFamily(f"bustracker_db_pool_{key}", help_text, value=stats[key])
-        # Their ratio is the mean group size: how much group commit is saving.
-        for key, help_text in (
-            ("insert_groups", "Statements that inserted live-size batches (group commit)"),
-            ("insert_grouped_batches", "Live-size batches inserted through those statements"),
-        ):
-            if key in stats:
-                yield CounterMetricFamily(f"bustracker_db_{key}", help_text, value=stats[key])
+        groups = getattr(self._store, "groups", None)
+        if groups is not None:
+            # Their ratio is the mean group size: what group commit is saving.
+            yield CounterMetricFamily(
+                "bustracker_db_insert_groups",
+                "Statements (PostGIS) or transactions (SQLite) that inserted batches together",
+                value=groups.statements,
+            )
+            yield CounterMetricFamily(
+                "bustracker_db_insert_grouped_batches",
+                "Batches inserted through those statements or transactions",
+                value=groups.jobs,
+            )
 
 
 def pool_stats(store: Store) -> dict[str, int] | None:

@@ -8,16 +8,17 @@ together.
 - ``insert_batch``: one device's batch, bound as arrays, or through COPY from
   ``COPY_FROM`` fixes on (backfill).
 - ``insert_group``: small batches of many devices in one statement, as
-  ``server/store/pg_groups.py`` gathers them while the database is busy.
+  ``server/store/groups.py`` gathers them while the database is busy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from server.model import FixIn
+from server.store.groups import Job
 
 FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
 # From this many fixes on, COPY into a staging table beats binding nine arrays.
@@ -103,14 +104,6 @@ async def insert_batch(
     async with conn.transaction():
         await conn.copy_records_to_table(STAGE, records=records, columns=_STAGE_COLUMNS)
         return await conn.fetchrow(INSERT_STAGED, device_id, received_at)
-
-
-class Job(NamedTuple):
-    """One request's batch waiting to be inserted with others."""
-
-    device_id: int
-    fixes: Sequence[FixIn]
-    received_at: datetime
 
 
 _INPUT_COLS = ", ".join(f"i.{col}" for col in FIX_COLS.split(", "))

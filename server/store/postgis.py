@@ -14,8 +14,7 @@ import asyncpg  # type: ignore[import-untyped]
 from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
 from server.store import migrations, pg_insert, pg_partitions
 from server.store.base import Conflict, StoreUnavailable
-from server.store.pg_groups import Grouper
-from server.store.pg_insert import Job
+from server.store.groups import GROUP_MAX_ROWS, Grouper, Job
 
 # Errors that mean "the database is not reachable right now", as opposed to a bug
 # in a query: the caller answers 503 and the agent retries later.
@@ -33,9 +32,6 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     # 3D000: the database is gone (dropped, or being restored from a backup).
     asyncpg.exceptions.InvalidCatalogNameError,
 )
-# Rows of one grouped statement: big enough for a busy minute's small batches,
-# small enough that one statement stays well under a second.
-GROUP_MAX_ROWS = 5000
 
 
 async def _keep_session(conn: Any) -> None:
@@ -175,7 +171,7 @@ class PostgisStore:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
 
     def pool_stats(self) -> dict[str, int] | None:
-        """Connection pool use and group commit counters for /metrics; None when closed."""
+        """Connection pool use for /metrics; None when closed."""
         pool = self._pool
         if pool is None:
             return None
@@ -183,8 +179,6 @@ class PostgisStore:
             "size": int(pool.get_size()),
             "idle": int(pool.get_idle_size()),
             "max": int(pool.get_max_size()),
-            "insert_groups": self.groups.statements,
-            "insert_grouped_batches": self.groups.jobs,
         }
 
     async def ping(self) -> None:

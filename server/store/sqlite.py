@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
 from server.store.base import Conflict, StoreUnavailable
+from server.store.groups import GROUP_MAX_ROWS, Grouper, Job
 
 T = TypeVar("T")
 
@@ -156,11 +157,63 @@ def _statements(script: str) -> Iterator[str]:
         raise RuntimeError(f"unterminated SQL statement in migration: {pending[:80]!r}")
 
 
+_POSITION_COLS = f"device_id, received_at, {_FIX_COLS}"
+_INSERT_POSITION = (
+    f"INSERT INTO positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 11)})"
+    " ON CONFLICT (device_id, fix_time) DO NOTHING"
+)
+_MOVE_LAST = (
+    f"INSERT INTO last_positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 11)})"
+    " ON CONFLICT (device_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS.split(", ")[1:])
+    + " WHERE excluded.fix_time > last_positions.fix_time"
+)
+
+
+def _insert_job(conn: sqlite3.Connection, job: Job) -> InsertResult:
+    """One batch, inside the caller's transaction."""
+    received = _to_us(job.received_at)
+    rows = [
+        (job.device_id, received, _to_us(f.t), f.lat, f.lon, f.alt, f.speed, f.heading,
+         f.hdop, f.sats, f.mode)
+        for f in job.fixes
+    ]  # fmt: skip
+    # Newest fix, first occurrence on ties: the same one positions keeps.
+    newest = rows[0]
+    for row in rows[1:]:
+        if row[2] > newest[2]:
+            newest = row
+    before = conn.total_changes
+    try:
+        conn.executemany(_INSERT_POSITION, rows)
+    except sqlite3.IntegrityError as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+            raise LookupError(f"no device {job.device_id}") from exc
+        raise
+    accepted = conn.total_changes - before
+    before = conn.total_changes
+    conn.execute(_MOVE_LAST, newest)
+    live = None
+    if conn.total_changes > before:
+        sql = _LIVE_SELECT + " WHERE lp.device_id = ?"
+        live = _live(conn.execute(sql, (job.device_id,)).fetchone())
+    return InsertResult(accepted=accepted, duplicates=len(job.fixes) - accepted, live=live)
+
+
 class SqliteStore:
     def __init__(self, path: Path | str) -> None:
         self._path = Path(path)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        # One writer: while it commits a group, the batches arriving form the next.
+        self.groups: Grouper[Job, InsertResult] = Grouper(
+            self._insert_group,
+            self._insert_one,
+            size=lambda job: len(job.fixes),
+            isolate=lambda exc: not isinstance(exc, StoreUnavailable),
+            max_running=1,
+            max_rows=GROUP_MAX_ROWS,
+        )
 
     @property
     def path(self) -> Path:
@@ -219,6 +272,7 @@ class SqliteStore:
     async def close(self) -> None:
         if self._executor is None:
             return
+        await self.groups.drain()  # batches already taken in are stored before closing
 
         def close() -> None:
             if self._conn is not None:
@@ -312,49 +366,18 @@ class SqliteStore:
     ) -> InsertResult:
         if not fixes:
             return InsertResult(accepted=0, duplicates=0)
-        received = _to_us(received_at)
-        rows = [
-            (device_id, received, _to_us(f.t), f.lat, f.lon, f.alt, f.speed, f.heading,
-             f.hdop, f.sats, f.mode)
-            for f in fixes
-        ]  # fmt: skip
-        # Newest fix, first occurrence on ties: the same one positions keeps.
-        newest = rows[0]
-        for row in rows[1:]:
-            if row[2] > newest[2]:
-                newest = row
-        columns = f"device_id, received_at, {_FIX_COLS}"
-        marks = ", ".join("?" * 11)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in columns.split(", ")[1:])
+        return await self.groups.submit(Job(device_id, fixes, received_at))
 
-        def work(conn: sqlite3.Connection) -> InsertResult:
+    async def _insert_group(self, jobs: list[Job]) -> list[InsertResult]:
+        # One transaction, so one fsync, for every batch that waited meanwhile.
+        def work(conn: sqlite3.Connection) -> list[InsertResult]:
             with _transaction(conn):
-                before = conn.total_changes
-                try:
-                    conn.executemany(
-                        f"INSERT INTO positions ({columns}) VALUES ({marks})"
-                        " ON CONFLICT (device_id, fix_time) DO NOTHING",
-                        rows,
-                    )
-                except sqlite3.IntegrityError as exc:
-                    if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-                        raise LookupError(f"no device {device_id}") from exc
-                    raise
-                accepted = conn.total_changes - before
-                before = conn.total_changes
-                conn.execute(
-                    f"INSERT INTO last_positions ({columns}) VALUES ({marks})"
-                    f" ON CONFLICT (device_id) DO UPDATE SET {updates}"
-                    " WHERE excluded.fix_time > last_positions.fix_time",
-                    newest,
-                )
-                live = None
-                if conn.total_changes > before:
-                    sql = _LIVE_SELECT + " WHERE lp.device_id = ?"
-                    live = _live(conn.execute(sql, (device_id,)).fetchone())
-            return InsertResult(accepted=accepted, duplicates=len(fixes) - accepted, live=live)
+                return [_insert_job(conn, job) for job in jobs]
 
         return await self._run(work)
+
+    async def _insert_one(self, job: Job) -> InsertResult:
+        return (await self._insert_group([job]))[0]
 
     async def live_positions(self) -> list[LivePosition]:
         return [_live(r) for r in await self._rows(_LIVE_SELECT + " ORDER BY lp.device_id")]

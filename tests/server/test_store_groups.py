@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from server.model import FixIn
-from server.store.pg_groups import Grouper
+from server.store import Store
+from server.store.groups import Grouper, Job
 from server.store.postgis import PostgisStore
+from server.store.sqlite import SqliteStore
 
 BASE = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
 
@@ -136,16 +139,25 @@ async def test_drain_stores_everything_taken_in_before_shutdown() -> None:
     assert await asyncio.gather(*tasks) == ["done 0", "done 1", "done 2"]
 
 
-# The grouped statement on a real PostGIS ------------------------------------------------
+# The grouped statement (PostGIS) and transaction (SQLite) on the real stores ---------------
 
 
-@pytest.fixture
-async def store(postgis_url: str) -> AsyncIterator[PostgisStore]:
-    # One statement at a time, so that concurrent batches always form groups.
-    opened = PostgisStore(postgis_url, group_statements=1)
+@pytest.fixture(params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    opened: PostgisStore | SqliteStore
+    if request.param == "postgis":
+        # One statement at a time, so that concurrent batches always form groups.
+        opened = PostgisStore(request.getfixturevalue("postgis_url"), group_statements=1)
+    else:
+        opened = SqliteStore(tmp_path / "bustracker.sqlite3")
     await opened.open()
     yield opened
     await opened.close()
+
+
+def groups(store: Store) -> Grouper[Job, object]:
+    grouper: Grouper[Job, object] = getattr(store, "groups")  # noqa: B009
+    return grouper
 
 
 def fixes(first_s: int, n: int, lat: float = 45.0) -> list[FixIn]:
@@ -155,8 +167,7 @@ def fixes(first_s: int, n: int, lat: float = 45.0) -> list[FixIn]:
     ]
 
 
-@pytest.mark.postgis
-async def test_grouped_batches_are_each_answered_as_their_own(store: PostgisStore) -> None:
+async def test_grouped_batches_are_each_answered_as_their_own(store: Store) -> None:
     buses = [(await store.add_device(f"bus-{i}", f"hash-{i}", route="7")).id for i in range(30)]
     received = datetime.now(UTC)
     # Every bus sends a batch; some also resend part of it (a retry racing the original).
@@ -164,7 +175,7 @@ async def test_grouped_batches_are_each_answered_as_their_own(store: PostgisStor
     jobs += [(bus, fixes(5, 10, lat=40.0 + k)) for k, bus in enumerate(buses[:5])]
     results = await asyncio.gather(*(store.insert_fixes(b, f, received) for b, f in jobs))
 
-    assert store.groups.jobs > store.groups.statements  # groups did form
+    assert groups(store).jobs > groups(store).statements  # groups did form
     for bus in buses[5:]:
         assert await store.count_positions(bus) == 10
     for bus in buses[:5]:
@@ -191,8 +202,7 @@ async def test_grouped_batches_are_each_answered_as_their_own(store: PostgisStor
     assert all(r.live is None for r in again)
 
 
-@pytest.mark.postgis
-async def test_a_batch_for_an_unknown_device_fails_alone(store: PostgisStore) -> None:
+async def test_a_batch_for_an_unknown_device_fails_alone(store: Store) -> None:
     bus = (await store.add_device("bus-1", "hash-1")).id
     other = (await store.add_device("bus-2", "hash-2")).id
     blocker = asyncio.create_task(store.insert_fixes(bus, fixes(100, 3), datetime.now(UTC)))

@@ -1,11 +1,12 @@
-"""Group commit: small batches that arrive while the database is busy share one statement.
+"""Group commit: batches that arrive while the database is busy go in together.
 
-A live fleet sends many small requests (10 fixes each). One statement per
-request pays PostgreSQL's per-statement and per-commit cost, and asyncpg's
-per-call cost, on every 10 rows. Here at most ``max_running`` statements run
-at once; a batch that arrives while they are all busy waits for the next free
-one, together with every other batch that arrived meanwhile, and they go in
-as one statement (``pg_insert.insert_group``).
+A live fleet sends many small requests (10 fixes each). One statement and one
+commit per request pays the database's per-statement and per-commit cost (an
+fsync for SQLite) and the driver's per-call cost on every 10 rows. Here at
+most ``max_running`` groups run at once; a batch that arrives while they are
+all busy waits for the next free slot, together with every other batch that
+arrived meanwhile, and they go in as one statement (PostGIS:
+``pg_insert.insert_group``) or one transaction (SQLite).
 
 Nothing waits on a timer: when the database keeps up, each batch goes alone
 and at once, as before; only under load do groups form, and they grow with
@@ -18,10 +19,24 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from datetime import datetime
+from typing import Generic, NamedTuple, TypeVar
+
+from server.model import FixIn
+
+# Rows of one group: a busy minute's small batches, one statement well under a second.
+GROUP_MAX_ROWS = 5000
 
 J = TypeVar("J")
 R = TypeVar("R")
+
+
+class Job(NamedTuple):
+    """One request's batch, waiting to be inserted with others."""
+
+    device_id: int
+    fixes: Sequence[FixIn]
+    received_at: datetime
 
 
 class Grouper(Generic[J, R]):
