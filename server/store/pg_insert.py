@@ -24,6 +24,14 @@ FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
 # From this many fixes on, COPY into a staging table beats binding nine arrays.
 COPY_FROM = 64
 
+# last_positions moves only to a newer fix: an old batch arriving late never rolls it back.
+_MOVE_FORWARD = """ON CONFLICT (device_id) DO UPDATE SET
+        fix_time = excluded.fix_time, received_at = excluded.received_at,
+        lat = excluded.lat, lon = excluded.lon, alt = excluded.alt,
+        speed = excluded.speed, heading = excluded.heading, hdop = excluded.hdop,
+        sats = excluded.sats, mode = excluded.mode, geog = excluded.geog
+    WHERE excluded.fix_time > last_positions.fix_time"""
+
 _STATEMENT = """
 WITH batch AS (
     SELECT DISTINCT ON (fix_time) {cols}
@@ -41,12 +49,7 @@ moved AS (
     INSERT INTO last_positions (device_id, received_at, {cols}, geog)
     SELECT {device}, {received}, {cols}, ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
     FROM (SELECT * FROM batch ORDER BY fix_time DESC LIMIT 1) AS newest
-    ON CONFLICT (device_id) DO UPDATE SET
-        fix_time = excluded.fix_time, received_at = excluded.received_at,
-        lat = excluded.lat, lon = excluded.lon, alt = excluded.alt,
-        speed = excluded.speed, heading = excluded.heading, hdop = excluded.hdop,
-        sats = excluded.sats, mode = excluded.mode, geog = excluded.geog
-    WHERE excluded.fix_time > last_positions.fix_time
+    {move_forward}
     RETURNING device_id, received_at, {cols}
 )
 SELECT (SELECT count(*) FROM stored) AS accepted, m.*, d.name, d.route, d.in_service
@@ -63,6 +66,7 @@ INSERT_BATCH = _STATEMENT.format(
          WITH ORDINALITY AS b({FIX_COLS}, ord)""",
     device="$1",
     received="$11",
+    move_forward=_MOVE_FORWARD,
 )
 
 # Large batches (backfill): COPY into this per-connection staging table, then one
@@ -74,7 +78,9 @@ CREATE_STAGE = f"""CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
     alt float8, speed float8, heading float8, hdop float8, sats int4, mode int4
 ) ON COMMIT DELETE ROWS"""
 _STAGE_COLUMNS = ["ord", *FIX_COLS.split(", ")]
-INSERT_STAGED = _STATEMENT.format(cols=FIX_COLS, source=STAGE, device="$1", received="$2")
+INSERT_STAGED = _STATEMENT.format(
+    cols=FIX_COLS, source=STAGE, device="$1", received="$2", move_forward=_MOVE_FORWARD
+)
 
 
 async def prepare_connection(conn: Any) -> None:
@@ -144,12 +150,7 @@ moved AS (
     SELECT device_id, received_at, {FIX_COLS},
            ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography
     FROM (SELECT DISTINCT ON (device_id) * FROM batch ORDER BY device_id, fix_time DESC) AS newest
-    ON CONFLICT (device_id) DO UPDATE SET
-        fix_time = excluded.fix_time, received_at = excluded.received_at,
-        lat = excluded.lat, lon = excluded.lon, alt = excluded.alt,
-        speed = excluded.speed, heading = excluded.heading, hdop = excluded.hdop,
-        sats = excluded.sats, mode = excluded.mode, geog = excluded.geog
-    WHERE excluded.fix_time > last_positions.fix_time
+    {_MOVE_FORWARD}
     RETURNING device_id, received_at, {FIX_COLS}
 )
 SELECT r.req, coalesce(c.accepted, 0) AS accepted, m.*, d.name, d.route, d.in_service

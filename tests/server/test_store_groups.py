@@ -97,17 +97,21 @@ async def test_a_request_that_went_away_is_not_sent() -> None:
     assert work.groups == [[1], [3]]
 
 
-async def test_one_bad_job_fails_alone() -> None:
-    work = Workload()
-    work.fail_on = 3
-    g = grouper(work, isolate=True)
+async def group_behind_one(work: Workload, g: Grouper[int, str]) -> list[object]:
+    """Job 1 runs alone; 2, 3 and 4 arrive while it runs and go as one group."""
     first = asyncio.create_task(g.submit(1))
     await turns()
     rest = [asyncio.create_task(g.submit(n)) for n in (2, 3, 4)]
     await turns()
     work.release.set()
     await first
-    results = await asyncio.gather(*rest, return_exceptions=True)
+    return await asyncio.gather(*rest, return_exceptions=True)
+
+
+async def test_one_bad_job_fails_alone() -> None:
+    work = Workload()
+    work.fail_on = 3
+    results = await group_behind_one(work, grouper(work, isolate=True))
     assert results[0] == "done 2" and results[2] == "done 4"
     assert isinstance(results[1], ValueError)
 
@@ -115,14 +119,7 @@ async def test_one_bad_job_fails_alone() -> None:
 async def test_an_outage_fails_the_whole_group() -> None:
     work = Workload()
     work.fail_on = 3
-    g = grouper(work, isolate=False)
-    first = asyncio.create_task(g.submit(1))
-    await turns()
-    rest = [asyncio.create_task(g.submit(n)) for n in (2, 3, 4)]
-    await turns()
-    work.release.set()
-    await first
-    results = await asyncio.gather(*rest, return_exceptions=True)
+    results = await group_behind_one(work, grouper(work, isolate=False))
     assert all(isinstance(r, ValueError) for r in results)
     assert len(work.groups) == 2  # not retried one by one
 
