@@ -110,6 +110,8 @@ class Grouper(Generic[J, R]):
         self.jobs += len(group)
         try:
             results = await self._run_group([job for job, _ in group])
+            if len(results) != len(group):  # a waiting request must never hang
+                raise RuntimeError(f"{len(results)} results for {len(group)} batches")
         except Exception as exc:
             if len(group) > 1 and self._isolate(exc):
                 await asyncio.gather(*(self._alone(job, future) for job, future in group))
