@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Generic, NamedTuple, TypeVar
 
 from server.model import FixIn
+from server.store.base import StoreUnavailable
 
 # Rows of one group: a busy minute's small batches, one statement well under a second.
 GROUP_MAX_ROWS = 5000
@@ -45,14 +46,13 @@ class Grouper(Generic[J, R]):
     ``run_group`` returns one result per job, in order. ``isolate`` decides
     what a failure of a whole group means: when it returns True (an error
     that may come from one job's data, not from the database being away),
-    each job of the group is retried alone through ``run_one`` so one bad
-    batch cannot fail the others; otherwise every job gets the error.
+    each job of the group is retried in a group of its own so one bad batch
+    cannot fail the others; otherwise every job gets the error.
     """
 
     def __init__(
         self,
         run_group: Callable[[list[J]], Awaitable[Sequence[R]]],
-        run_one: Callable[[J], Awaitable[R]],
         *,
         size: Callable[[J], int],
         isolate: Callable[[BaseException], bool],
@@ -62,7 +62,6 @@ class Grouper(Generic[J, R]):
         if max_running < 1:
             raise ValueError("max_running must be at least 1")
         self._run_group = run_group
-        self._run_one = run_one
         self._size = size
         self._isolate = isolate
         self._max_running = max_running
@@ -131,7 +130,7 @@ class Grouper(Generic[J, R]):
 
     async def _alone(self, job: J, future: asyncio.Future[R]) -> None:
         try:
-            result = await self._run_one(job)
+            (result,) = await self._run_group([job])
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -144,3 +143,16 @@ class Grouper(Generic[J, R]):
         self._start()
         while self._running:
             await asyncio.wait(set(self._running))
+
+
+def insert_grouper(
+    run_group: Callable[[list[Job]], Awaitable[Sequence[R]]], *, max_running: int
+) -> Grouper[Job, R]:
+    """The stores' grouper: groups sized in fixes, only an outage fails a whole group."""
+    return Grouper(
+        run_group,
+        size=lambda job: len(job.fixes),
+        isolate=lambda exc: not isinstance(exc, StoreUnavailable),
+        max_running=max_running,
+        max_rows=GROUP_MAX_ROWS,
+    )

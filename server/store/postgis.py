@@ -14,7 +14,7 @@ import asyncpg  # type: ignore[import-untyped]
 from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
 from server.store import migrations, pg_insert, pg_partitions
 from server.store.base import Conflict, StoreUnavailable
-from server.store.groups import GROUP_MAX_ROWS, Grouper, Job
+from server.store.groups import Grouper, Job, insert_grouper
 
 # Errors that mean "the database is not reachable right now", as opposed to a bug
 # in a query: the caller answers 503 and the agent retries later.
@@ -40,6 +40,7 @@ async def _keep_session(conn: Any) -> None:
     Safe because the store never leaves session state behind: its advisory
     locks are transaction-scoped and its settings are ``SET LOCAL``.
     """
+
 
 _FIX_COLS = pg_insert.FIX_COLS
 _DEVICE_COLS = "id, name, active, in_service, route"
@@ -101,13 +102,8 @@ class PostgisStore:
         self._pool: Any = None
         # Few statements at once, so batches arriving meanwhile form groups; the
         # rest of the pool serves reads, backfill and the other groups' waits.
-        self.groups: Grouper[Job, Any] = Grouper(
-            self._insert_group,
-            self._insert_one,
-            size=lambda job: len(job.fixes),
-            isolate=lambda exc: not isinstance(exc, StoreUnavailable),
-            max_running=group_statements or max(1, max_size // 4),
-            max_rows=GROUP_MAX_ROWS,
+        self.groups: Grouper[Job, Any] = insert_grouper(
+            self._insert_group, max_running=group_statements or max(1, max_size // 4)
         )
 
     # lifecycle ---------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
 from server.store.base import Conflict, StoreUnavailable
-from server.store.groups import GROUP_MAX_ROWS, Grouper, Job
+from server.store.groups import Grouper, Job, insert_grouper
 
 T = TypeVar("T")
 
@@ -206,14 +206,7 @@ class SqliteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         # One writer: while it commits a group, the batches arriving form the next.
-        self.groups: Grouper[Job, InsertResult] = Grouper(
-            self._insert_group,
-            self._insert_one,
-            size=lambda job: len(job.fixes),
-            isolate=lambda exc: not isinstance(exc, StoreUnavailable),
-            max_running=1,
-            max_rows=GROUP_MAX_ROWS,
-        )
+        self.groups: Grouper[Job, InsertResult] = insert_grouper(self._insert_group, max_running=1)
 
     @property
     def path(self) -> Path:
@@ -375,9 +368,6 @@ class SqliteStore:
                 return [_insert_job(conn, job) for job in jobs]
 
         return await self._run(work)
-
-    async def _insert_one(self, job: Job) -> InsertResult:
-        return (await self._insert_group([job]))[0]
 
     async def live_positions(self) -> list[LivePosition]:
         return [_live(r) for r in await self._rows(_LIVE_SELECT + " ORDER BY lp.device_id")]

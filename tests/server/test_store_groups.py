@@ -36,9 +36,6 @@ class Workload:
             raise ValueError(f"bad job {self.fail_on}")
         return [f"done {j}" for j in jobs]
 
-    async def run_one(self, job: int) -> str:
-        return (await self.run_group([job]))[0]
-
 
 async def turns(n: int = 3) -> None:
     """Let the event loop run everything that is ready (tasks start a turn after creation)."""
@@ -49,7 +46,6 @@ async def turns(n: int = 3) -> None:
 def grouper(work: Workload, *, isolate: bool = True, max_rows: int = 100) -> Grouper[int, str]:
     return Grouper(
         work.run_group,
-        work.run_one,
         size=lambda job: 1,
         isolate=lambda exc: isolate,
         max_running=1,
