@@ -132,6 +132,17 @@ async def test_drain_stores_everything_taken_in_before_shutdown() -> None:
     assert await asyncio.gather(*tasks) == ["done 0", "done 1", "done 2"]
 
 
+async def test_a_group_that_miscounts_fails_its_jobs_instead_of_leaving_them_waiting() -> None:
+    async def loses_one(jobs: list[int]) -> list[str]:
+        return [f"done {j}" for j in jobs[1:]]
+
+    g: Grouper[int, str] = Grouper(
+        loses_one, size=lambda job: 1, isolate=lambda exc: True, max_running=1, max_rows=10
+    )
+    results = await asyncio.gather(*(g.submit(n) for n in range(3)), return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results)
+
+
 # The grouped statement (PostGIS) and transaction (SQLite) on the real stores ---------------
 
 
@@ -210,3 +221,17 @@ async def test_a_batch_for_an_unknown_device_fails_alone(store: Store) -> None:
     assert isinstance(results[1], LookupError)
     assert [getattr(r, "accepted", None) for r in (results[0], results[2])] == [10, 10]
     assert await store.count_positions() == 23
+
+
+async def test_closing_stores_what_was_already_taken_in(store: Store) -> None:
+    bus = (await store.add_device("bus-1", "hash-1")).id
+    sent = [
+        asyncio.create_task(store.insert_fixes(bus, fixes(k * 10, 10), datetime.now(UTC)))
+        for k in range(20)
+    ]
+    await turns()  # every batch is submitted; most still wait behind the first group
+    await store.close()
+    results = await asyncio.gather(*sent)
+    assert [r.accepted for r in results] == [10] * 20
+    await store.open()  # the fixture closes it again
+    assert await store.count_positions(bus) == 200
