@@ -15,12 +15,30 @@ from tests.agent.conftest import DATA
 POS = "4527.85200,N,00911.40000,E"  # 45.4642 N, 9.19 E
 
 
-def rmc(t: str, status: str = "A", pos: str = POS, mode: str = "A", talker: str = "GP") -> str:
-    return sentence(f"{talker}RMC,{t},{status},{pos},12.5,271.3,291126,,,{mode}")
+def rmc(
+    t: str, status: str = "A", pos: str = POS, mode: str = "A", talker: str = "GP", nav: str = ""
+) -> str:
+    body = f"{talker}RMC,{t},{status},{pos},12.5,271.3,291126,,,{mode}"
+    return sentence(body + (f",{nav}" if nav else ""))
 
 
-def gga(t: str, quality: int = 1, pos: str = POS, alt: str = "121.4", talker: str = "GP") -> str:
-    return sentence(f"{talker}GGA,{t},{pos},{quality},09,0.87,{alt},M,47.0,M,,")
+def gga(
+    t: str,
+    quality: int = 1,
+    pos: str = POS,
+    alt: str = "121.4",
+    talker: str = "GP",
+    sats: str = "09",
+) -> str:
+    return sentence(f"{talker}GGA,{t},{pos},{quality},{sats},0.87,{alt},M,47.0,M,,")
+
+
+def gns(t: str, modes: str = "AAAN", pos: str = POS, sats: str = "14", nav: str = "V") -> str:
+    return sentence(f"GNGNS,{t},{pos},{modes},{sats},0.87,121.4,47.0,,,{nav}")
+
+
+def gll(t: str, status: str = "A", mode: str = "A", pos: str = POS) -> str:
+    return sentence(f"GNGLL,{pos},{t},{status},{mode}")
 
 
 def feed_all(lines: list[str], assembler: EpochAssembler | None = None) -> list[Fix]:
@@ -226,3 +244,128 @@ def test_sentence_helper_frames_with_a_valid_checksum() -> None:
         checksum("GPGGA,184353.07,1929.045,S,02410.506,E,1,04,2.6,100.00,M,-33.9,M,,0000") == "6D"
     )
     assert sentence("GPZDA,1,2") == f"$GPZDA,1,2*{checksum('GPZDA,1,2')}"
+
+
+# -- validity as gpsd decodes it (docs/decisions.md, "NMEA validity follows gpsd") --
+
+
+def test_nav_status_v_is_not_provided_rather_than_invalid() -> None:
+    # NMEA 4.11 as a u-blox M9 or Quectel L76K sends it: FAA mode A, nav status V.
+    fixes = feed_all(
+        [
+            rmc("080001.00", talker="GN", nav="V"),
+            gga("080001.00", talker="GN"),
+            rmc("080002.00", talker="GN", mode="N", nav="V"),
+            gga("080002.00", talker="GN", quality=0),
+        ]
+    )
+    assert [(f.t.second, f.mode) for f in fixes] == [(1, 3), (2, 1)]
+
+
+@pytest.mark.parametrize("talker", ["GP", "GN"])
+def test_a_gga_using_fewer_than_3_satellites_is_no_fix(talker: str) -> None:
+    # Cold-start receivers print quality 1 with 0-2 satellites in use.
+    fixes = feed_all(
+        [
+            gga("080001.00", sats="00", talker=talker),
+            rmc("080001.00", talker=talker),
+            gga("080002.00", sats="02", talker=talker),
+            rmc("080002.00", talker=talker),
+            gga("080003.00", sats="03", talker=talker),
+            rmc("080003.00", talker=talker),
+        ]
+    )
+    assert [(f.t.second, f.mode) for f in fixes] == [(1, 1), (2, 1), (3, 3)]
+
+
+def test_a_per_constellation_gga_with_few_satellites_still_counts() -> None:
+    # SiRFstarV: GPGGA with the GPS count, then GLGGA with the GLONASS count only.
+    lines = [gga("080001.00", sats="08"), gga("080001.00", sats="02", talker="GL")]
+    [fix] = feed_all([*lines, rmc("080001.00", talker="GN")])
+    assert fix.mode == 3
+
+
+def test_gns_is_a_position_source_merged_with_rmc() -> None:
+    [fix] = feed_all([rmc("080001.00", talker="GN", nav="V"), gns("080001.00")])
+    assert fix.t == datetime(2026, 11, 29, 8, 0, 1, tzinfo=UTC)
+    assert fix.lat == pytest.approx(45.4642) and fix.lon == pytest.approx(9.19)
+    assert (fix.alt, fix.hdop, fix.sats, fix.mode) == (121.4, 0.87, 14, 3)
+    assert fix.speed == pytest.approx(12.5 * KNOT_MS)
+
+
+def test_gns_mode_has_one_character_per_constellation() -> None:
+    fixes = feed_all(
+        [
+            rmc("080001.00", talker="GN"),
+            gns("080001.00", modes="NA"),  # GLONASS only: still a fix
+            rmc("080002.00", talker="GN"),
+            gns("080002.00", modes="NNNN"),
+            rmc("080003.00", talker="GN"),
+            gns("080003.00", modes="EE"),  # dead reckoning in every system
+        ]
+    )
+    assert [(f.t.second, f.mode) for f in fixes] == [(1, 3), (2, 1), (3, 1)]
+
+
+def test_a_gns_only_receiver_dates_its_epochs_from_zda() -> None:
+    fixes = feed_all(
+        [
+            sentence("GNZDA,080000.00,29,11,2026,00,00"),
+            gns("080001.00"),
+            gns("080002.00", nav="S"),
+        ]
+    )
+    assert [(f.t.isoformat(), f.mode) for f in fixes] == [
+        ("2026-11-29T08:00:01+00:00", 3),
+        ("2026-11-29T08:00:02+00:00", 3),
+    ]
+
+
+def test_gll_alone_carries_an_epoch_whose_gga_was_lost() -> None:
+    # Magellan Triton 400: GLL, GGA, RMC per epoch; one GGA cut off mid-sentence
+    # and that epoch's RMC missing, so only its GLL says where the bus was.
+    cut = gga("080002.00")[:14]
+    pos2 = "4527.90000,N,00911.40000,E"
+    lines = [gll("080001.00"), gga("080001.00"), rmc("080001.00"), gll("080002.00", pos=pos2)]
+    fixes = feed_all([*lines, cut + gll("080003.00"), gga("080003.00"), rmc("080003.00")])
+    assert [f.t.second for f in fixes] == [1, 2, 3]
+    assert fixes[1].lat == pytest.approx(45 + 27.9 / 60) and fixes[1].mode == 2
+    assert fixes[1].alt is None and fixes[1].speed is None
+
+
+def test_gll_status_and_mode_decide_its_validity() -> None:
+    fixes = feed_all(
+        [
+            rmc("080001.00"),
+            gll("080001.00", status="V"),
+            rmc("080002.00"),
+            gll("080002.00", mode="N"),
+            rmc("080003.00"),
+            gll("080003.00", mode="D"),
+        ]
+    )
+    assert [(f.t.second, f.mode) for f in fixes] == [(1, 1), (2, 1), (3, 2)]
+
+
+def test_a_gsa_inside_the_epoch_saying_no_fix_makes_it_no_fix() -> None:
+    # SiRF order: GGA, GSA, RMC. The GSA of the open epoch belongs to it.
+    gsa1 = sentence("GPGSA,A,1,,,,,,,,,,,,,50.0,50.0,50.0")
+    fixes = feed_all([gga("080001.00"), gsa1, rmc("080001.00")])
+    assert [f.mode for f in fixes] == [1]
+
+
+def test_a_gsa_after_the_epoch_left_does_not_veto_the_next_one() -> None:
+    # u-blox order: RMC, GGA, GSA. The first epoch with a fix follows a GSA
+    # that still said "no fix"; its own RMC and GGA decide.
+    gsa1 = sentence("GNGSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99,1")
+    gsa3 = sentence("GNGSA,A,3,01,02,03,04,,,,,,,,,2.1,1.7,1.3,1")
+    no_fix = [rmc("080001.00", status="V", pos=",,,"), gga("080001.00", 0, pos=",,,"), gsa1]
+    fixes = feed_all([*no_fix, rmc("080002.00"), gga("080002.00"), gsa3])
+    assert [(f.t.second, f.mode) for f in fixes] == [(2, 3)]
+
+
+def test_a_malformed_gsa_is_ignored() -> None:
+    # The i.Trek M3 sends this while it has a fix.
+    broken = sentence("GPGSA,A,1,,,")
+    fixes = feed_all([gga("080001.00"), broken, rmc("080001.00")])
+    assert [f.mode for f in fixes] == [3]
