@@ -11,8 +11,9 @@ Defaults (all in ``[filter]``, see docs/agent.md):
 - ``min_mode = 2``: no-fix epochs (mode 1) are dropped; sources report RMC
   status V and GGA quality 0 as mode 1.
 - the 0,0 point and coordinates outside -90..90 / -180..180 are dropped.
-- fix times before January 1st of :data:`BUILD_YEAR` are dropped (the GPS week
-  rollover bug throws receivers back ~19.7 years), and so are times more than
+- fix times before January 1st of ``min_year`` (default :data:`BUILD_YEAR`)
+  are dropped (the GPS week rollover bug throws receivers back ~19.7 years;
+  lower it to replay an old field log), and so are times more than
   ``max_future_s = 300`` ahead of the system clock, but only when the system
   clock is known to be synced: a Pi has no RTC, so an unsynced clock may be
   years off and must never veto a GPS time.
@@ -38,10 +39,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from agent.fix import Fix
+from agent.settings import BUILD_YEAR as BUILD_YEAR  # the default min_year, re-exported
 from agent.settings import FilterSettings
 
-# Year this agent release was built: no honest GPS fix can be older.
-BUILD_YEAR = 2026
 _RECENT = 32  # how many recent fix times are remembered for exact-repeat detection
 _EARTH_M = 6_371_008.8
 
@@ -109,8 +109,8 @@ def drop_bad_time(fix: Fix, state: State, ctx: Context,
                   cfg: FilterSettings) -> tuple[State, str | None]:
     if fix.t.tzinfo is None:
         return state, "no_timezone"
-    if fix.t.year < BUILD_YEAR:
-        return state, "before_build_year"
+    if fix.t.year < cfg.min_year:
+        return state, "before_min_year"
     if ctx.clock_synced and (fix.t - ctx.now).total_seconds() > cfg.max_future_s:
         return state, "future"
     return state, None

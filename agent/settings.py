@@ -29,6 +29,11 @@ from typing import Any, Literal, Union
 ENV_PREFIX = "BUSTRACKER_AGENT__"
 # systemd's StateDirectory=bustracker: survives upgrades, config changes and reboots.
 DEFAULT_BUFFER_PATH = Path("/var/lib/bustracker/buffer.sqlite3")
+# Year this agent release was built: no honest live GPS fix can be older, so it
+# is the default floor for fix times (``filter.min_year``).
+BUILD_YEAR = 2026
+# GPS time starts on 6 January 1980: nothing a receiver reports is older.
+_GPS_EPOCH_YEAR = 1980
 
 
 class ConfigError(Exception):
@@ -88,6 +93,9 @@ class FilterSettings:
     jump_slack_m: float = _opt(50.0, lo=0)
     jump_reanchor: int = _opt(5, lo=1)
     max_future_s: float = _opt(300.0, lo=0)
+    # Lowered only to replay an old field log on a desk; live, the build year
+    # catches receivers thrown back ~19.7 years by the GPS week rollover.
+    min_year: int = _opt(BUILD_YEAR, lo=_GPS_EPOCH_YEAR)
     system_clock: Literal["auto", "synced", "unsynced"] = "auto"
     stationary_speed_ms: float = _opt(0.5, lo=0)
     stationary_interval_s: float = _opt(30.0, lo=0)

@@ -40,7 +40,15 @@ def test_drops_null_island_and_out_of_range() -> None:
 def test_drops_times_before_build_year() -> None:
     old = replace(fix(0), t=datetime(BUILD_YEAR - 20, 3, 1, tzinfo=UTC))  # week rollover
     kept, p = run([old, fix(1)])
-    assert len(kept) == 1 and p.dropped == {"before_build_year": 1}
+    assert len(kept) == 1 and p.dropped == {"before_min_year": 1}
+
+
+def test_a_lowered_min_year_lets_an_old_field_log_replay() -> None:
+    drive = [replace(fix(s), t=datetime(2007, 4, 8, 9, 53, s, tzinfo=UTC)) for s in range(3)]
+    kept, p = run(drive, replace(NO_THINNING, min_year=2007))
+    assert kept == drive and p.dropped == {}
+    kept, p = run(drive, replace(NO_THINNING, min_year=2008))
+    assert kept == [] and p.dropped == {"before_min_year": 3}
 
 
 def test_future_only_when_clock_is_synced() -> None:

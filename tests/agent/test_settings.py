@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.settings import ConfigError, load_settings, parse_settings, redacted
+from agent.settings import BUILD_YEAR, ConfigError, load_settings, parse_settings, redacted
 
 MINIMAL = {"server": {"url": "https://bus.example.org", "token": "t0k"}}
 
@@ -40,6 +40,17 @@ def test_unknown_keys_and_sections_are_errors() -> None:
     got = problems({**MINIMAL, "upload": {"max_batchh": 5}, "uplod": {}})
     assert "upload.max_batchh: unknown key" in got
     assert "uplod: unknown section" in got
+
+
+def test_min_year_defaults_to_the_build_year_and_is_validated() -> None:
+    assert parse_settings(MINIMAL).filter.min_year == BUILD_YEAR
+    assert parse_settings({**MINIMAL, "filter": {"min_year": 2005}}).filter.min_year == 2005
+    env = {"BUSTRACKER_AGENT__FILTER__MIN_YEAR": "2019"}
+    assert parse_settings(MINIMAL, env).filter.min_year == 2019
+    got = problems({**MINIMAL, "filter": {"min_year": 1970}})
+    assert got == ["filter.min_year: must be an integer >= 1980, got 1970"]
+    got = problems({**MINIMAL, "filter": {"min_year": "2005"}})
+    assert got == ['filter.min_year: must be an integer >= 1980, got "2005"']
 
 
 def test_literal_choices() -> None:
