@@ -7,6 +7,12 @@ a cold start with no fix, a position error that wanders slowly (GPS error is
 correlated from one second to the next, not white), hdop and satellite counts
 that drift, and altitude. Everything comes from ``random.Random(seed)``, so a
 seed always gives the same file: tests and demos can rely on it.
+
+The sentences are what a current u-blox (M8/M9/M10 in its default NMEA 4.11
+mode) writes, so demos and end-to-end tests exercise the common receiver: GN
+talkers, RMC with FAA mode ``A`` and the navigational status ``V`` ("not
+provided", which must not read as invalid), GGA, and one GSA per constellation
+(GPS and Galileo) ending in its NMEA 4.11 system id.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ _BRAKE = 1.1  # m/s², comfortable for standing passengers
 _CORNER_SPEED = 4.0  # m/s through a 90° turn
 _MAX_SPEED = 14.0  # m/s, about 50 km/h
 _GEOID_SEP = 47.0  # metres; WGS-84 ellipsoid above the geoid, near Milan
+# NMEA 4.11 GNSS system ids, the last field of GSA.
+_GPS, _GALILEO = 1, 3
 
 
 @dataclass(slots=True)
@@ -159,12 +167,14 @@ def route_nmea(
     cold_start_s: int = 0,
     gsv: bool = False,
 ) -> Iterator[str]:
-    """NMEA lines (RMC, GGA, GSA per epoch; no line endings) for one bus.
+    """NMEA lines (no line endings) for one bus: per epoch RMC, GGA and GSA.
 
+    With the ``GN`` talker there are two GSAs (GPS, then Galileo), as a
+    multi-GNSS u-blox sends them; with a single-system talker (``GP``) one.
     ``start`` must be timezone-aware; it is the first epoch's GPS time. The
     first ``cold_start_s`` seconds are "receiver talking, no fix yet". With
-    ``gsv`` each epoch also lists the satellites in view (GPGSV), which is what
-    makes gpsd report SKY objects; it doubles the lines per epoch.
+    ``gsv`` each epoch also lists the GPS satellites in view (GPGSV), which is
+    what makes gpsd report SKY objects; it doubles the lines per epoch.
     """
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
@@ -177,6 +187,10 @@ def route_nmea(
     hdop_drift = _Wander(rng, 0.99)
     prns = rng.sample(range(1, 33), 14)
     sky = [(p, rng.randint(10, 85), rng.randint(0, 359)) for p in prns]
+    # A generator of its own, so that a seed drives the same bus as before
+    # Galileo was added.
+    galileo = random.Random(f"{seed}-galileo").sample(range(1, 37), 8)
+    systems = (_GPS, _GALILEO) if talker == "GN" else (_GPS,)
     lat0, lon0 = center
     m_per_deg_lon = _M_PER_DEG_LAT * math.cos(math.radians(lat0))
     dt = 1.0 / rate_hz
@@ -187,7 +201,7 @@ def route_nmea(
         hhmmss = f"{t:%H%M%S}.{t.microsecond // 10_000:02d}"
         ddmmyy = f"{t:%d%m%y}"
         if k * dt < cold_start_s:
-            yield from _no_fix(talker, hhmmss, ddmmyy, rng.randint(0, 3))
+            yield from _no_fix(talker, hhmmss, ddmmyy, rng.randint(0, 3), systems)
             continue
         for _ in range(substeps):
             bus.step(dt / substeps)
@@ -205,15 +219,20 @@ def route_nmea(
         # A still receiver reports an empty course rather than a random one.
         course = f"{bearing:.2f}" if moving else ""
         yield sentence(
-            f"{talker}RMC,{hhmmss},A,{lat},{lon},{speed / KNOT_MS:.3f},{course},{ddmmyy},,,A"
+            f"{talker}RMC,{hhmmss},A,{lat},{lon},{speed / KNOT_MS:.3f},{course},{ddmmyy},,,A,V"
         )
         yield sentence(
             f"{talker}GGA,{hhmmss},{lat},{lon},1,{sats:02d},{hdop:.2f},{alt:.1f},M,{_GEOID_SEP:.1f},M,,"
         )
-        used = ",".join(f"{p:02d}" for p in prns[: min(sats, 12)])
-        padding = "," * (12 - min(sats, 12))
         dops = f"{hdop * 1.6:.2f},{hdop:.2f},{hdop * 1.3:.2f}"
-        yield sentence(f"{talker}GSA,A,3,{used}{padding},{dops}")
+        # GSA lists at most 12 satellites; the rest of a multi-GNSS solution
+        # is Galileo's.
+        in_gps = min(12, sats - sats // 3) if len(systems) > 1 else min(sats, 12)
+        used = {_GPS: prns[:in_gps], _GALILEO: galileo[: min(12, sats - in_gps)]}
+        for system in systems:
+            ids = ",".join(f"{p:02d}" for p in used[system])
+            padding = "," * (12 - len(used[system]))
+            yield sentence(f"{talker}GSA,A,3,{ids}{padding},{dops},{system}")
         if gsv:
             yield from _gsv([(p, e, a, rng.randint(25, 45)) for p, e, a in sky])
 
@@ -227,20 +246,26 @@ def write_route(path: str | Path, seed: int, start: datetime, duration_s: int, *
     return path
 
 
-def _no_fix(talker: str, hhmmss: str, ddmmyy: str, sats: int) -> Iterator[str]:
-    yield sentence(f"{talker}RMC,{hhmmss},V,,,,,,,{ddmmyy},,,N")
+def _no_fix(
+    talker: str, hhmmss: str, ddmmyy: str, sats: int, systems: tuple[int, ...]
+) -> Iterator[str]:
+    yield sentence(f"{talker}RMC,{hhmmss},V,,,,,,,{ddmmyy},,,N,V")
     yield sentence(f"{talker}GGA,{hhmmss},,,,,0,{sats:02d},99.99,,,,,,")
-    yield sentence(f"{talker}GSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99")
+    for system in systems:
+        yield sentence(f"{talker}GSA,A,1,,,,,,,,,,,,,99.99,99.99,99.99,{system}")
 
 
 def _gsv(view: list[tuple[int, int, int, int]]) -> Iterator[str]:
-    """Satellites in view, four per sentence: (prn, elevation, azimuth, snr)."""
+    """Satellites in view, four per sentence: (prn, elevation, azimuth, snr).
+
+    NMEA 4.11 ends each GSV with its signal id: 1 is GPS L1 C/A.
+    """
     count = (len(view) + 3) // 4
     for i in range(count):
         sats = "".join(
             f",{p:02d},{e:02d},{a:03d},{snr:02d}" for p, e, a, snr in view[4 * i : 4 * i + 4]
         )
-        yield sentence(f"GPGSV,{count},{i + 1},{len(view):02d}{sats}")
+        yield sentence(f"GPGSV,{count},{i + 1},{len(view):02d}{sats},1")
 
 
 def _nmea_coord(deg: float, signs: str, width: int) -> str:

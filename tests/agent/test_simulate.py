@@ -41,15 +41,23 @@ def test_same_seed_same_lines_other_seed_other_route() -> None:
     assert list(route_nmea(5, START, 120)) != list(route_nmea(6, START, 120))
 
 
-def test_every_line_is_checksummed_nmea_with_rmc_gga_gsa_per_epoch() -> None:
+def test_every_line_is_checksummed_nmea_as_a_u_blox_writes_it() -> None:
     lines = list(route_nmea(1, START, 30, talker="GN"))
-    assert len(lines) == 30 * 3
+    assert len(lines) == 30 * 4
     kinds = [pynmea2.parse(line, check=True) for line in lines]
-    assert [(k.talker, k.sentence_type) for k in kinds[:3]] == [
+    assert [(k.talker, k.sentence_type) for k in kinds[:4]] == [
         ("GN", "RMC"),
         ("GN", "GGA"),
         ("GN", "GSA"),
+        ("GN", "GSA"),
     ]
+    # NMEA 4.11: RMC ends with FAA mode A and navigational status V ("not
+    # provided"); each GSA with its system id (1 GPS, 3 Galileo).
+    rmc, gga, gsa_gps, gsa_galileo = kinds[:4]
+    assert (rmc.mode_indicator, rmc.nav_status) == ("A", "V")
+    assert gsa_gps.data[-1] == "1" and gsa_galileo.data[-1] == "3"
+    used = sum(1 for gsa in (gsa_gps, gsa_galileo) for sv in gsa.data[2:14] if sv)
+    assert used == int(gga.num_sats)
     gp = list(route_nmea(1, START, 2, talker="GP", gsv=True))
     assert {pynmea2.parse(line, check=True).sentence_type for line in gp} == {
         "RMC",
@@ -142,6 +150,6 @@ def test_local_start_times_are_converted_to_utc_and_naive_ones_refused() -> None
 def test_write_route_writes_crlf_lines(tmp_path: Path) -> None:
     path = write_route(tmp_path / "bus.nmea", 9, START, 5, center=(48.2082, 16.3738))
     data = path.read_bytes()
-    assert data.count(b"\r\n") == 15 and data.endswith(b"\r\n")
+    assert data.count(b"\r\n") == 5 * 4 and data.endswith(b"\r\n")
     fixes = fixes_of(data.decode().splitlines())
     assert len(fixes) == 5 and abs(fixes[0].lat - 48.2082) < 0.03

@@ -33,7 +33,9 @@ def source_for(link: Path) -> SerialSource:
 
 
 def epochs(seconds: range) -> bytes:
-    lines = list(route_nmea(5, START, seconds.stop))[3 * seconds.start :]
+    lines = list(route_nmea(5, START, seconds.stop))
+    firsts = [i for i, line in enumerate(lines) if line[3:6] == "RMC"]  # each epoch's first
+    lines = lines[firsts[seconds.start] :]
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
