@@ -86,16 +86,18 @@ def heading_delta(a: float, b: float) -> float:
     return 360.0 - d if d > 180.0 else d
 
 
-def drop_no_fix(fix: Fix, state: State, ctx: Context,
-                cfg: FilterSettings) -> tuple[State, str | None]:
+def drop_no_fix(
+    fix: Fix, state: State, ctx: Context, cfg: FilterSettings
+) -> tuple[State, str | None]:
     # A source that can't tell (mode None) is trusted: lat/lon checks follow.
     if fix.mode is not None and fix.mode < cfg.min_mode:
         return state, "no_fix"
     return state, None
 
 
-def drop_bad_position(fix: Fix, state: State, ctx: Context,
-                      cfg: FilterSettings) -> tuple[State, str | None]:
+def drop_bad_position(
+    fix: Fix, state: State, ctx: Context, cfg: FilterSettings
+) -> tuple[State, str | None]:
     if not (math.isfinite(fix.lat) and math.isfinite(fix.lon)):
         return state, "out_of_range"
     if fix.lat == 0.0 and fix.lon == 0.0:
@@ -105,8 +107,9 @@ def drop_bad_position(fix: Fix, state: State, ctx: Context,
     return state, None
 
 
-def drop_bad_time(fix: Fix, state: State, ctx: Context,
-                  cfg: FilterSettings) -> tuple[State, str | None]:
+def drop_bad_time(
+    fix: Fix, state: State, ctx: Context, cfg: FilterSettings
+) -> tuple[State, str | None]:
     if fix.t.tzinfo is None:
         return state, "no_timezone"
     if fix.t.year < cfg.min_year:
@@ -116,11 +119,12 @@ def drop_bad_time(fix: Fix, state: State, ctx: Context,
     return state, None
 
 
-def drop_repeat(fix: Fix, state: State, ctx: Context,
-                cfg: FilterSettings) -> tuple[State, str | None]:
+def drop_repeat(
+    fix: Fix, state: State, ctx: Context, cfg: FilterSettings
+) -> tuple[State, str | None]:
     if fix.t in state.recent:
         return state, "repeat"
-    return replace(state, recent=(*state.recent[-(_RECENT - 1):], fix.t)), None
+    return replace(state, recent=(*state.recent[-(_RECENT - 1) :], fix.t)), None
 
 
 def _implied_speed(a: Fix, b: Fix, cfg: FilterSettings) -> float:
@@ -128,23 +132,26 @@ def _implied_speed(a: Fix, b: Fix, cfg: FilterSettings) -> float:
     return max(0.0, distance_m(a, b) - cfg.jump_slack_m) / max(dt, 1e-3)
 
 
-def drop_jump(fix: Fix, state: State, ctx: Context,
-              cfg: FilterSettings) -> tuple[State, str | None]:
+def drop_jump(
+    fix: Fix, state: State, ctx: Context, cfg: FilterSettings
+) -> tuple[State, str | None]:
     anchor = state.anchor
     # Time going backwards (receiver reset, replay restarted) is a discontinuity,
     # not evidence against the new fix: start over from it.
     if anchor is None or fix.t < anchor.t or _implied_speed(anchor, fix, cfg) <= cfg.max_speed_ms:
         return replace(state, anchor=fix, candidate=None, streak=0), None
-    agrees = (state.candidate is not None and fix.t > state.candidate.t
-              and _implied_speed(state.candidate, fix, cfg) <= cfg.max_speed_ms)
+    agrees = (
+        state.candidate is not None
+        and fix.t > state.candidate.t
+        and _implied_speed(state.candidate, fix, cfg) <= cfg.max_speed_ms
+    )
     streak = state.streak + 1 if agrees else 1
     if streak >= cfg.jump_reanchor:
         return replace(state, anchor=fix, candidate=None, streak=0), None
     return replace(state, candidate=fix, streak=streak), "jump"
 
 
-def thin(fix: Fix, state: State, ctx: Context,
-         cfg: FilterSettings) -> tuple[State, str | None]:
+def thin(fix: Fix, state: State, ctx: Context, cfg: FilterSettings) -> tuple[State, str | None]:
     kept = state.kept
     speed = fix.speed
     if speed is None and kept is not None and fix.t > kept.t:
@@ -157,20 +164,30 @@ def thin(fix: Fix, state: State, ctx: Context,
     if not moving:
         keep = elapsed >= cfg.stationary_interval_s
     else:
-        turned = (fix.heading is not None and kept.heading is not None
-                  and heading_delta(fix.heading, kept.heading) > cfg.heading_change_deg)
+        turned = (
+            fix.heading is not None
+            and kept.heading is not None
+            and heading_delta(fix.heading, kept.heading) > cfg.heading_change_deg
+        )
         keep = turned or elapsed >= cfg.moving_interval_s
     if keep:
         return replace(new, kept=fix), None
     return new, "stationary" if not moving else "thinned"
 
 
-STEPS: tuple[Step, ...] = (drop_no_fix, drop_bad_position, drop_bad_time, drop_repeat,
-                           drop_jump, thin)
+STEPS: tuple[Step, ...] = (
+    drop_no_fix,
+    drop_bad_position,
+    drop_bad_time,
+    drop_repeat,
+    drop_jump,
+    thin,
+)
 
 
-def process(fix: Fix, state: State, ctx: Context, cfg: FilterSettings,
-            steps: Sequence[Step] = STEPS) -> Verdict:
+def process(
+    fix: Fix, state: State, ctx: Context, cfg: FilterSettings, steps: Sequence[Step] = STEPS
+) -> Verdict:
     """Run ``fix`` through ``steps``; the first step that drops it wins."""
     for step in steps:
         state, reason = step(fix, state, ctx, cfg)

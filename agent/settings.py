@@ -44,8 +44,9 @@ class ConfigError(Exception):
         super().__init__("\n".join(problems))
 
 
-def _opt(default: Any, *, lo: float | None = None, hi: float | None = None,
-         lo_open: bool = False) -> Any:
+def _opt(
+    default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False
+) -> Any:
     """A field with an allowed numeric range (checked after type coercion)."""
     return field(default=default, metadata={"lo": lo, "hi": hi, "lo_open": lo_open})
 
@@ -221,8 +222,14 @@ def _in_range(f: Any, value: float) -> bool:
     return hi is None or value <= hi
 
 
-def _section(name: str, cls: type[Any], raw: Mapping[str, Any], sources: Mapping[str, str],
-             base: Path, problems: list[str]) -> Any:
+def _section(
+    name: str,
+    cls: type[Any],
+    raw: Mapping[str, Any],
+    sources: Mapping[str, str],
+    base: Path,
+    problems: list[str],
+) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
     values: dict[str, Any] = {}
@@ -263,7 +270,7 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], l
             if var.upper().startswith("BUSTRACKER_AGENT_") and "__" in var:
                 problems.append(f"{var}: not a setting (use {ENV_PREFIX}<SECTION>__<KEY>)")
             continue
-        parts = var[len(ENV_PREFIX):].lower().split("__")
+        parts = var[len(ENV_PREFIX) :].lower().split("__")
         if len(parts) != 2 or parts[0] not in SECTIONS:
             problems.append(f"{var}: not a setting (use {ENV_PREFIX}<SECTION>__<KEY>)")
             continue
@@ -283,8 +290,9 @@ def _cross_checks(s: Settings, problems: list[str]) -> None:
         problems.append('gps.path: required when gps.source = "replay"')
 
 
-def parse_settings(data: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                   base: Path | None = None) -> Settings:
+def parse_settings(
+    data: Mapping[str, Any], env: Mapping[str, str] | None = None, base: Path | None = None
+) -> Settings:
     """Build settings from a parsed TOML mapping plus env overrides."""
     base = base or Path.cwd()
     env_values, problems = _env_overrides(env or {})
@@ -326,10 +334,17 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
     """The effective settings as plain data, token hidden (for check-config)."""
     out: dict[str, dict[str, Any]] = {}
     server = replace(settings.server, token="***" if settings.server.token else None)
-    for name, section in (("server", server), ("gps", settings.gps),
-                          ("buffer", settings.buffer), ("filter", settings.filter),
-                          ("upload", settings.upload), ("status", settings.status)):
-        out[name] = {f.name: (str(v) if isinstance(v := getattr(section, f.name), Path) else v)
-                     for f in fields(section)}
+    for name, section in (
+        ("server", server),
+        ("gps", settings.gps),
+        ("buffer", settings.buffer),
+        ("filter", settings.filter),
+        ("upload", settings.upload),
+        ("status", settings.status),
+    ):
+        out[name] = {
+            f.name: (str(v) if isinstance(v := getattr(section, f.name), Path) else v)
+            for f in fields(section)
+        }
     out["status"]["path"] = str(settings.status_path)
     return out

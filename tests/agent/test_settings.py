@@ -109,8 +109,9 @@ def test_env_errors_name_the_variable() -> None:
 
 def test_env_near_miss_is_an_error_not_ignored() -> None:
     got = problems(MINIMAL, {"BUSTRACKER_AGENT_BUFFER__PATH": "/x"})
-    assert got == ["BUSTRACKER_AGENT_BUFFER__PATH: not a setting "
-                   "(use BUSTRACKER_AGENT__<SECTION>__<KEY>)"]
+    assert got == [
+        "BUSTRACKER_AGENT_BUFFER__PATH: not a setting (use BUSTRACKER_AGENT__<SECTION>__<KEY>)"
+    ]
 
 
 def test_load_file_resolves_relative_paths(tmp_path: Path) -> None:
