@@ -20,7 +20,8 @@ arriving for an epoch already emitted adds nothing: the fix has left, and one
 fix per epoch is the contract.
 
 GSA carries no time. A GSA that arrives while an epoch is still open belongs to
-it: fix type 1 makes it a no-fix epoch, 2/3 give its mode. A GSA arriving after
+it: fix type 1 makes it a no-fix epoch, 2/3 give its mode (the best of them when
+a multi-GNSS receiver sends one per constellation). A GSA arriving after
 the epoch has left (u-blox sends it after RMC and GGA) can no longer change
 that fix; its 2D/3D still serves the next epochs that get no GSA of their own
 in time (a one-epoch lag on a mode change), but its "no fix" does not veto
@@ -88,10 +89,14 @@ class _Epoch:
         self.valid = self.valid and reading.valid
         if reading.lat is not None and reading.lon is not None:
             self.lat, self.lon = reading.lat, reading.lon
-        for name in ("date", "speed", "heading", "alt", "hdop", "sats"):
+        for name in ("date", "speed", "heading", "alt", "hdop"):
             value = getattr(reading, name)
             if value is not None:
                 setattr(self, name, value)
+        # SiRFstarV follows GPGGA (8 satellites) with GLGGA (GLONASS's 2):
+        # a per-constellation count never replaces the whole solution's.
+        if reading.sats is not None and (reading.all_sats or self.sats is None):
+            self.sats = reading.sats
 
 
 class EpochAssembler:
@@ -187,9 +192,10 @@ class EpochAssembler:
             return
         epoch = self._epoch
         if epoch is not None and not epoch.emitted:
-            # Multi-GNSS receivers send one GSA per constellation, all with
-            # the same fix type; any "no fix" among them decides.
-            epoch.gsa_mode = gsa.mode if epoch.gsa_mode != 1 else 1
+            # Multi-GNSS receivers send one GSA per constellation. The best
+            # fix type among them is the receiver's: a constellation it does
+            # not use must not veto the others.
+            epoch.gsa_mode = max(epoch.gsa_mode or 0, gsa.mode)
         self._gsa_mode, self._gsa_hdop = gsa.mode, gsa.hdop
 
     def _zda(self, msg: pynmea2.NMEASentence) -> list[Fix]:

@@ -17,7 +17,8 @@ Validity follows gpsd (see docs/decisions.md, "NMEA validity follows gpsd"):
   mode. Its navigational status is ignored like RMC's.
 - GLL: status ``A`` and, when present, a measured FAA mode.
 - GSA: fix type 1 is no fix, 2/3 the dimension (it carries no time; the
-  assembler decides which epoch it belongs to).
+  assembler decides which epoch it belongs to, and takes the best fix type
+  of an epoch's per-constellation GSAs).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class Reading:
     alt: float | None = None
     hdop: float | None = None
     sats: int | None = None
+    all_sats: bool = True  # False: ``sats`` counts one constellation only
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +105,10 @@ def read_rmc(msg: pynmea2.NMEASentence) -> Reading:
 def read_gga(msg: pynmea2.NMEASentence) -> Reading:
     sats = to_int(raw(msg, "num_sats"))
     valid = to_int(raw(msg, "gps_qual")) in _VALID_GGA_QUALITY
+    all_sats = msg.talker in _ALL_SYSTEMS_TALKERS
     # An empty count says nothing either way; only a reported count below 3
     # overrides the quality flag.
-    if msg.talker in _ALL_SYSTEMS_TALKERS and sats is not None and sats < _MIN_GGA_SATS:
+    if all_sats and sats is not None and sats < _MIN_GGA_SATS:
         valid = False
     return Reading(
         tod=to_tod(raw(msg, "timestamp")),
@@ -115,6 +118,7 @@ def read_gga(msg: pynmea2.NMEASentence) -> Reading:
         alt=to_float(raw(msg, "altitude")),
         hdop=to_float(raw(msg, "horizontal_dil")),
         sats=sats,
+        all_sats=all_sats,
     )
 
 

@@ -282,7 +282,7 @@ def test_a_per_constellation_gga_with_few_satellites_still_counts() -> None:
     # SiRFstarV: GPGGA with the GPS count, then GLGGA with the GLONASS count only.
     lines = [gga("080001.00", sats="08"), gga("080001.00", sats="02", talker="GL")]
     [fix] = feed_all([*lines, rmc("080001.00", talker="GN")])
-    assert fix.mode == 3
+    assert (fix.mode, fix.sats) == (3, 8)
 
 
 def test_gns_is_a_position_source_merged_with_rmc() -> None:
@@ -352,6 +352,13 @@ def test_a_gsa_inside_the_epoch_saying_no_fix_makes_it_no_fix() -> None:
     gsa1 = sentence("GPGSA,A,1,,,,,,,,,,,,,50.0,50.0,50.0")
     fixes = feed_all([gga("080001.00"), gsa1, rmc("080001.00")])
     assert [f.mode for f in fixes] == [1]
+
+
+def test_one_constellation_without_a_fix_does_not_veto_the_others() -> None:
+    gps = sentence("GNGSA,A,3,01,02,03,04,,,,,,,,,2.1,1.7,1.3,1")
+    beidou = sentence("GNGSA,A,1,,,,,,,,,,,,,2.1,1.7,1.3,4")
+    fixes = feed_all([gga("080001.00", talker="GN"), gps, beidou, rmc("080001.00", talker="GN")])
+    assert [f.mode for f in fixes] == [3]
 
 
 def test_a_gsa_after_the_epoch_left_does_not_veto_the_next_one() -> None:
