@@ -151,22 +151,26 @@ class Runner:
         self.capture_done = False  # a replay that reached its end
         # A source yields at least every idle_s; this much silence means it is wedged.
         self.stale_after_s = max(10.0, 5 * settings.gps.idle_s)
-        bs = settings.buffer
-        self.buffer = Buffer(bs.path, bs.max_mb, bs.synchronous)  # main thread's view
+        self.buffer = self.open_buffer()  # main thread's view
         if self.buffer.get_meta("quarantine_version") not in (None, __version__):
             n = self.buffer.requeue_quarantine()
+            # This version has now had its chance at them: a restart doesn't requeue again.
+            self.buffer.set_meta(quarantine_version=__version__)
             log.info("new agent version: %d quarantined fixes queued again", n)
         self.last_fix = self.buffer.last()
-        self.uplink = Uplink(settings.server, settings.upload,
-                             Buffer(bs.path, bs.max_mb, bs.synchronous), transport)
+        self.uplink = Uplink(settings.server, settings.upload, self.open_buffer(), transport)
         self._threads: list[threading.Thread] = []
         self._status_failed = False
+
+    def open_buffer(self) -> Buffer:
+        """A connection for one thread; every one of them opened the same way."""
+        bs = self.settings.buffer
+        return Buffer(bs.path, bs.max_mb, bs.synchronous)
 
     # -- capture ---------------------------------------------------------------------
 
     def _capture(self) -> None:
-        bs = self.settings.buffer
-        buffer = Buffer(bs.path, bs.max_mb, bs.synchronous)
+        buffer = self.open_buffer()
         try:
             while not self.stop.is_set():
                 try:
