@@ -86,16 +86,31 @@ def _unscaled(v: int | None, scale: float) -> float | None:
 
 
 def to_row(fix: Fix) -> tuple[Any, ...]:
-    return (t_ms(fix.t), round(fix.lat * 1e7), round(fix.lon * 1e7), _scaled(fix.alt, 10),
-            _scaled(fix.speed, 100), _scaled(fix.heading, 10), _scaled(fix.hdop, 10),
-            fix.sats, fix.mode)
+    return (
+        t_ms(fix.t),
+        round(fix.lat * 1e7),
+        round(fix.lon * 1e7),
+        _scaled(fix.alt, 10),
+        _scaled(fix.speed, 100),
+        _scaled(fix.heading, 10),
+        _scaled(fix.hdop, 10),
+        fix.sats,
+        fix.mode,
+    )
 
 
 def from_row(row: Sequence[Any]) -> Fix:
-    return Fix(t=EPOCH + timedelta(milliseconds=row[0]), lat=row[1] / 1e7, lon=row[2] / 1e7,
-               alt=_unscaled(row[3], 10), speed=_unscaled(row[4], 100),
-               heading=_unscaled(row[5], 10), hdop=_unscaled(row[6], 10),
-               sats=row[7], mode=row[8])
+    return Fix(
+        t=EPOCH + timedelta(milliseconds=row[0]),
+        lat=row[1] / 1e7,
+        lon=row[2] / 1e7,
+        alt=_unscaled(row[3], 10),
+        speed=_unscaled(row[4], 100),
+        heading=_unscaled(row[5], 10),
+        hdop=_unscaled(row[6], 10),
+        sats=row[7],
+        mode=row[8],
+    )
 
 
 class _Tally:
@@ -124,8 +139,13 @@ def boot_id() -> str | None:
 
 
 class Buffer:
-    def __init__(self, path: Path | str, max_mb: float = 100.0, synchronous: str = "full",
-                 read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        max_mb: float = 100.0,
+        synchronous: str = "full",
+        read_only: bool = False,
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = int(max_mb * 1024 * 1024)
         self._adds = 0
@@ -133,8 +153,7 @@ class Buffer:
         # check_same_thread=False: a Buffer is built in one thread and used by
         # another (never by two at once); SQLite itself is in serialized mode.
         if read_only:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             self.db = sqlite_utils.Database(conn, execute_plugins=False)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,8 +179,10 @@ class Buffer:
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise BufferError(f"{self.path}: schema version {version} is newer than this agent "
-                              f"understands ({SCHEMA_VERSION}); upgrade the agent")
+            raise BufferError(
+                f"{self.path}: schema version {version} is newer than this agent "
+                f"understands ({SCHEMA_VERSION}); upgrade the agent"
+            )
         if version < SCHEMA_VERSION:
             with self.db.atomic():
                 for statement in _SCHEMA.split(";"):
@@ -189,7 +210,8 @@ class Buffer:
         with self.db.atomic():
             before = self.db.conn.total_changes
             self.db.conn.executemany(
-                f"INSERT OR IGNORE INTO fixes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                f"INSERT OR IGNORE INTO fixes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
+            )
             added = self.db.conn.total_changes - before
         self._count(added)
         self._adds += len(rows)
@@ -243,10 +265,11 @@ class Buffer:
         with self.db.atomic():
             self.db.conn.executemany(
                 f"INSERT OR REPLACE INTO quarantine ({_COLUMNS}, reason) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)", [(*to_row(f), reason) for f in fixes])
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(*to_row(f), reason) for f in fixes],
+            )
             before = self.db.conn.total_changes
-            self.db.conn.executemany("DELETE FROM fixes WHERE t = ?",
-                                     [(t_ms(f.t),) for f in fixes])
+            self.db.conn.executemany("DELETE FROM fixes WHERE t = ?", [(t_ms(f.t),) for f in fixes])
             removed = self.db.conn.total_changes - before
         self._count(-removed)
         return len(fixes)
@@ -258,7 +281,8 @@ class Buffer:
         """Give quarantined fixes another chance (a new agent version may encode them right)."""
         with self.db.atomic():
             cur = self.db.execute(
-                f"INSERT OR IGNORE INTO fixes ({_COLUMNS}) SELECT {_COLUMNS} FROM quarantine")
+                f"INSERT OR IGNORE INTO fixes ({_COLUMNS}) SELECT {_COLUMNS} FROM quarantine"
+            )
             self.db.execute("DELETE FROM quarantine")
         added = max(cur.rowcount, 0)
         self._count(added)
@@ -267,8 +291,10 @@ class Buffer:
     # -- size cap ----------------------------------------------------------------
 
     def used_bytes(self) -> int:
-        page_size, pages, free = (self.db.execute(f"PRAGMA {p}").fetchone()[0]
-                                  for p in ("page_size", "page_count", "freelist_count"))
+        page_size, pages, free = (
+            self.db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("page_size", "page_count", "freelist_count")
+        )
         return int(page_size * (pages - free))
 
     def enforce_cap(self) -> int:
@@ -282,8 +308,11 @@ class Buffer:
                 break
             removed += gone
         if removed:
-            log.warning("buffer over %.1f MB: thinned %d of the oldest fixes",
-                        self.max_bytes / 1048576, removed)
+            log.warning(
+                "buffer over %.1f MB: thinned %d of the oldest fixes",
+                self.max_bytes / 1048576,
+                removed,
+            )
         return removed
 
     def _thin_oldest(self) -> int:
@@ -293,17 +322,25 @@ class Buffer:
         start = self.db.execute("SELECT min(t) FROM fixes").fetchone()[0]
         first_start = start
         while start is not None and start < newest:
-            ts = [r[0] for r in self.db.execute(
-                "SELECT t FROM fixes WHERE t >= ? AND t < ? AND t < ? ORDER BY t",
-                [start, start + _HOUR_MS, newest]).fetchall()]
+            ts = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT t FROM fixes WHERE t >= ? AND t < ? AND t < ? ORDER BY t",
+                    [start, start + _HOUR_MS, newest],
+                ).fetchall()
+            ]
             if len(ts) > _SPARSE_PER_HOUR:
                 return self._delete(ts[1::2])
-            start = self.db.execute("SELECT min(t) FROM fixes WHERE t >= ?",
-                                    [start + _HOUR_MS]).fetchone()[0]
+            start = self.db.execute(
+                "SELECT min(t) FROM fixes WHERE t >= ?", [start + _HOUR_MS]
+            ).fetchone()[0]
         # Everything is already sparse: drop the oldest hour, never the live fix.
-        ts = [r[0] for r in self.db.execute(
-            "SELECT t FROM fixes WHERE t < ? AND t < ?",
-            [first_start + _HOUR_MS, newest]).fetchall()]
+        ts = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT t FROM fixes WHERE t < ? AND t < ?", [first_start + _HOUR_MS, newest]
+            ).fetchall()
+        ]
         return self._delete(ts)
 
     def _delete(self, ts: list[int]) -> int:
@@ -320,8 +357,10 @@ class Buffer:
 
     def set_meta(self, **values: Any) -> None:
         with self.db.atomic():
-            self.db.conn.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
-                                     [(k, json.dumps(v)) for k, v in values.items()])
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
 
     def save_deadline(self, key: str, delay_s: float) -> None:
         """Persist "not before now + delay" so a restart loop can't hammer the server.
@@ -330,8 +369,16 @@ class Buffer:
         being stepped (a Pi without RTC jumps years when NTP syncs) but means
         nothing after a reboot, which the boot id tells apart.
         """
-        self.set_meta(**{key: {"wall": time.time() + delay_s, "delay": delay_s,
-                               "mono": time.monotonic() + delay_s, "boot": boot_id()}})
+        self.set_meta(
+            **{
+                key: {
+                    "wall": time.time() + delay_s,
+                    "delay": delay_s,
+                    "mono": time.monotonic() + delay_s,
+                    "boot": boot_id(),
+                }
+            }
+        )
 
     def deadline_delay(self, key: str) -> float:
         """Seconds still to wait for ``key``, clamped to 0..the delay that was asked.

@@ -96,10 +96,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     if doc.get("quarantined"):
         lines.append(("quarantined", f"{doc['quarantined']} fixes the server could not read"))
     if "next_attempt_in_s" in doc and doc["state"] != "stopped":
-        lines.append(("next upload", f"in {doc['next_attempt_in_s']} s, up to "
-                                     f"{doc.get('batch_size')} fixes"))
-    lines.append(("status file", f"{settings.status_path} (updated "
-                                 f"{_ago(doc.get('updated_at'))}, pid {doc.get('pid')})"))
+        lines.append(
+            ("next upload", f"in {doc['next_attempt_in_s']} s, up to {doc.get('batch_size')} fixes")
+        )
+    lines.append(
+        (
+            "status file",
+            f"{settings.status_path} (updated {_ago(doc.get('updated_at'))}, pid {doc.get('pid')})",
+        )
+    )
     for key, value in lines:
         print(f"{key + ':':<13} {value}")
     return 0
@@ -132,8 +137,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             for key, value in values.items():
                 print(f"  {key} = {json.dumps(value)}")
     if problem:
-        print(f"bustracker-agent: {problem} (the agent would run, buffer, and show "
-              "config_error)", file=sys.stderr)
+        print(
+            f"bustracker-agent: {problem} (the agent would run, buffer, and show config_error)",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     print(f"config OK: {args.config}", file=sys.stderr)
     return 0
@@ -154,11 +161,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bustracker-agent",
-                                description="The bustracker bus agent.")
+    p = argparse.ArgumentParser(prog="bustracker-agent", description="The bustracker bus agent.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"),
-                   help="DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)")
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="capture and upload until SIGTERM")
     run.add_argument("--config", required=True)
@@ -182,8 +191,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise
     logging.Formatter.converter = time.gmtime
     result: int = args.func(args)

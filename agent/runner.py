@@ -50,21 +50,37 @@ _TIME_ERROR = 5
 
 def make_source(gps: GpsSettings) -> GpsSource:
     if gps.source == "serial":
-        return SerialSource(gps.device, gps.baud, read_timeout=gps.read_timeout_s,
-                            reopen_delay=gps.reconnect_delay_s, idle_s=gps.idle_s)
+        return SerialSource(
+            gps.device,
+            gps.baud,
+            read_timeout=gps.read_timeout_s,
+            reopen_delay=gps.reconnect_delay_s,
+            idle_s=gps.idle_s,
+        )
     if gps.source == "replay":
         assert gps.path is not None  # settings insist on it
         return ReplaySource(gps.path, speed=gps.speed, loop=gps.loop, idle_s=gps.idle_s)
-    return GpsdSource(gps.host, gps.port, connect_timeout=gps.connect_timeout_s,
-                      read_timeout=gps.read_timeout_s, reconnect_delay=gps.reconnect_delay_s,
-                      idle_s=gps.idle_s)
+    return GpsdSource(
+        gps.host,
+        gps.port,
+        connect_timeout=gps.connect_timeout_s,
+        read_timeout=gps.read_timeout_s,
+        reconnect_delay=gps.reconnect_delay_s,
+        idle_s=gps.idle_s,
+    )
 
 
 class _Timex(ctypes.Structure):
     # The head of struct timex; the tail is padding the kernel may write into.
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
-                ("status", ctypes.c_int), ("_rest", ctypes.c_byte * 256)]
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("_rest", ctypes.c_byte * 256),
+    ]
 
 
 def kernel_clock_synced() -> bool:
@@ -134,8 +150,12 @@ def fix_summary(fix: Fix | None) -> dict[str, Any] | None:
 
 
 class Runner:
-    def __init__(self, settings: Settings, source: GpsSource | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: GpsSource | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source or make_source(settings.gps)
         self.transport = transport
@@ -183,8 +203,10 @@ class Runner:
                         self.capture_done = True
                     return
                 except Exception:  # one failure (source or disk) must not end capture
-                    log.exception("capture failed; starting over in %.1f s",
-                                  self.settings.gps.reconnect_delay_s)
+                    log.exception(
+                        "capture failed; starting over in %.1f s",
+                        self.settings.gps.reconnect_delay_s,
+                    )
                     self.stop.wait(self.settings.gps.reconnect_delay_s)
         finally:
             buffer.close()
@@ -265,17 +287,23 @@ class Runner:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop.set())
-        self._threads = [threading.Thread(target=self._capture, name="capture", daemon=True),
-                         threading.Thread(target=self.uplink.run, args=(self.stop,),
-                                          name="uplink", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._capture, name="capture", daemon=True),
+            threading.Thread(target=self.uplink.run, args=(self.stop,), name="uplink", daemon=True),
+        ]
         for th in self._threads:
             th.start()
         status_path = self.settings.status_path
         with contextlib.suppress(OSError):  # reported by _write_status if it matters
             status_path.parent.mkdir(parents=True, exist_ok=True)
         watchdog, ready, last_dog = watchdog_interval(), False, 0.0
-        log.info("agent %s running: gps=%s server=%s buffer=%s", __version__,
-                 self.settings.gps.source, self.settings.server.url, self.settings.buffer.path)
+        log.info(
+            "agent %s running: gps=%s server=%s buffer=%s",
+            __version__,
+            self.settings.gps.source,
+            self.settings.server.url,
+            self.settings.buffer.path,
+        )
         try:
             while True:
                 state = self.state()

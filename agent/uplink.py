@@ -102,7 +102,9 @@ class Planner:
         self.limits = Limits(
             requests_per_minute=limits.requests_per_minute or self.limits.requests_per_minute,
             max_batch=limits.max_batch or self.limits.max_batch,
-            remaining=limits.remaining, reset_s=limits.reset_s)
+            remaining=limits.remaining,
+            reset_s=limits.reset_s,
+        )
 
     def batch_size(self) -> int:
         sizes = [self.cfg.max_batch, self.limits.max_batch, self.self_limit]
@@ -116,8 +118,10 @@ class Planner:
         delay = self.interval()
         rem, reset = self.limits.remaining, self.limits.reset_s
         if rem is not None and reset is not None:
-            delay = max(delay, reset * (1.0 + self.cfg.safety_margin) / max(rem, 1)
-                        if rem > 0 else reset + 0.5)
+            delay = max(
+                delay,
+                reset * (1.0 + self.cfg.safety_margin) / max(rem, 1) if rem > 0 else reset + 0.5,
+            )
         return delay
 
     def shrink(self, sent: int, server_max: int | None) -> int:
@@ -176,8 +180,13 @@ def _now_iso() -> str:
 
 
 class Uplink:
-    def __init__(self, server: ServerSettings, cfg: UploadSettings, buffer: Buffer,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        server: ServerSettings,
+        cfg: UploadSettings,
+        buffer: Buffer,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.server = server
         self.cfg = cfg
         self.buffer = buffer
@@ -191,7 +200,9 @@ class Uplink:
         last_state = buffer.get_meta("state")
         self._status = UplinkStatus(
             phase=last_state if last_state in ("buffering", "auth_error") else "starting",
-            last_upload=buffer.get_meta("last_upload"), last_error=buffer.get_meta("last_error"))
+            last_upload=buffer.get_meta("last_upload"),
+            last_error=buffer.get_meta("last_error"),
+        )
         self._pending: list[list[Fix]] = []  # 422 bisection halves, sent before live
         self._unreadable_singles = 0
         self._from_pending = False
@@ -201,14 +212,21 @@ class Uplink:
         self._next_at = 0.0  # monotonic: no request before this (rate plan)
         self._token_stamp = _file_stamp(server.token_file)
         timeout = httpx.Timeout(cfg.read_timeout_s, connect=cfg.connect_timeout_s)
-        self.client = httpx.Client(timeout=timeout, transport=transport,
-                                   headers={"User-Agent": f"bustracker-agent/{__version__}"})
+        self.client = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": f"bustracker-agent/{__version__}"},
+        )
         self.retrying = Retrying(
             retry=retry_if_exception_type(Transient),
-            wait=WaitRetryAfter(wait_random_exponential(multiplier=cfg.backoff_base_s,
-                                                        max=cfg.backoff_max_s),
-                                floor=self.planner.interval),
-            sleep=self._sleep, before_sleep=self._before_sleep, reraise=True)
+            wait=WaitRetryAfter(
+                wait_random_exponential(multiplier=cfg.backoff_base_s, max=cfg.backoff_max_s),
+                floor=self.planner.interval,
+            ),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
 
     # -- status ----------------------------------------------------------------
 
@@ -328,8 +346,9 @@ class Uplink:
         except httpx.HTTPError as exc:
             self._error("buffering", f"{type(exc).__name__}: {exc or 'connection failed'}")
             raise Transient(str(exc)) from exc
-        answer = parse_answer(resp.status_code, resp.headers, resp.content,
-                              datetime.now(UTC), sent=len(batch))
+        answer = parse_answer(
+            resp.status_code, resp.headers, resp.content, datetime.now(UTC), sent=len(batch)
+        )
         self.planner.observe(answer.limits)
         return self._handle(answer, batch)
 
@@ -357,8 +376,11 @@ class Uplink:
             log.warning("upload: server rejected fix t=%s: %s", batch[r.index].t, r.reason)
         total = answer.accepted + answer.duplicates + len(answer.rejected)
         if total != len(batch):
-            log.warning("upload: answer counts %d fixes for a batch of %d; trusting the 200",
-                        total, len(batch))
+            log.warning(
+                "upload: answer counts %d fixes for a batch of %d; trusting the 200",
+                total,
+                len(batch),
+            )
         # A 200 means the whole batch is durable on the server (or rejected with a
         # reason): every fix of it leaves the buffer.
         self.buffer.remove(f.t for f in batch)
@@ -392,5 +414,6 @@ class Uplink:
             return
         self.buffer.quarantine(batch, message)
         self.buffer.set_meta(quarantine_version=__version__)
-        log.error("upload: quarantined fix t=%s after %s (kept in the buffer file)",
-                  batch[0].t, message)
+        log.error(
+            "upload: quarantined fix t=%s after %s (kept in the buffer file)", batch[0].t, message
+        )

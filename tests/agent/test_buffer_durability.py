@@ -15,8 +15,10 @@ _FULL, _NORMAL = 2, 1  # PRAGMA synchronous values
 
 
 def parked(n: int, step_s: float = 1.0) -> list[Fix]:
-    return [Fix(T0 + timedelta(seconds=i * step_s), 45.0 + i * 1e-6, 9.0, speed=0.0, mode=3)
-            for i in range(n)]
+    return [
+        Fix(T0 + timedelta(seconds=i * step_s), 45.0 + i * 1e-6, 9.0, speed=0.0, mode=3)
+        for i in range(n)
+    ]
 
 
 def _synchronous(buffer: Buffer) -> int:
@@ -26,8 +28,10 @@ def _synchronous(buffer: Buffer) -> int:
 def test_service_opens_the_buffer_with_synchronous_full_by_default(tmp_path: Path) -> None:
     # The config an installer writes: nothing about durability, so the default must hold.
     cfg = tmp_path / "agent.toml"
-    cfg.write_text('[server]\nurl = "http://127.0.0.1:9"\ntoken = "t"\n\n'
-                   '[buffer]\npath = "state/buffer.sqlite"\n')
+    cfg.write_text(
+        '[server]\nurl = "http://127.0.0.1:9"\ntoken = "t"\n\n'
+        '[buffer]\npath = "state/buffer.sqlite"\n'
+    )
     settings = load_settings(cfg, env={})
     assert settings.buffer.synchronous == "full"
     runner = Runner(settings)  # what `bustracker-agent run` builds
