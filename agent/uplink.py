@@ -22,7 +22,8 @@ buffering, retry every ``auth_retry_s`` or as soon as the token file changes.
 422/415: first retry without gzip; then bisect the batch, and quarantine a
 single fix the server still can't read (kept on disk, logged, re-queued by the
 next agent version), unless single fixes keep failing, which means the server
-not the fixes is at fault. Per-fix rejections: those fixes are dropped, with
+not the fixes is at fault: then no more bisecting, whole batches with backoff
+until the server reads one again. Per-fix rejections: those fixes are dropped, with
 the reason logged. Only an answer from the server removes a fix.
 """
 
@@ -402,15 +403,19 @@ class Uplink:
             return
         if self._from_pending:
             self._pending.pop(0)
+        if len(batch) == 1:
+            self._unreadable_singles += 1
+        if self._unreadable_singles > _SINGLE_UNREADABLE_LIMIT:
+            # Single fixes keep failing: the server, not our fixes, is at fault. Stop
+            # bisecting until it reads a batch again, so the halves of old fixes don't
+            # hold back the live position, and let the retry back off.
+            self._pending.clear()
+            self._error("buffering", f"{message}; server can't read any batch, backing off")
+            return
         if len(batch) > 1:
             half = len(batch) // 2
             self._pending[:0] = [batch[:half], batch[half:]]
             self._error("buffering", f"{message}; splitting the batch of {len(batch)}")
-            return
-        self._unreadable_singles += 1
-        if self._unreadable_singles > _SINGLE_UNREADABLE_LIMIT:
-            # Single fixes keep failing: the server, not our fixes, is at fault.
-            self._error("buffering", f"{message}; server can't read any batch, backing off")
             return
         self.buffer.quarantine(batch, message)
         self.buffer.set_meta(quarantine_version=__version__)
