@@ -6,11 +6,8 @@ removes it (accepted, duplicate, or rejected with a reason). The file is the
 same whatever the rest of the configuration says, so a config change never
 strands a backlog, and the schema carries its version in ``user_version``.
 
-Rows are compact (about 40-50 bytes on disk per fix): the primary key is the
-fix time in integer epoch milliseconds (WITHOUT ROWID, so the key *is* the
-row), lat/lon are integers of 1e-7 degree, alt/heading/hdop tenths and speed
-hundredths, exactly the precision of the wire format. Two fixes with the same
-millisecond are the same fix, as they are for the server.
+Rows are compact, at exactly the wire precision (agent.rows). Two fixes with
+the same millisecond are the same fix, as they are for the server.
 
 When the used size passes ``max_mb`` the OLDEST backlog is thinned (every
 other fix of the oldest hour that still has more than one fix a minute), and
@@ -28,24 +25,22 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from agent.fix import Fix
+from agent.rows import COLUMNS, from_row, t_ms, to_row
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _HOUR_MS = 3_600_000
 _SPARSE_PER_HOUR = 60  # below this the oldest hour is dropped rather than thinned
 _CAP_CHECK_EVERY = 64  # adds between size checks: PRAGMAs are cheap, not free
-_COLUMNS = "t, lat, lon, alt, speed, heading, hdop, sats, mode"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fixes (
@@ -70,47 +65,6 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT RO
 
 class BufferError(Exception):
     """The buffer file can't be used (e.g. written by a newer agent)."""
-
-
-def t_ms(t: datetime) -> int:
-    """Epoch milliseconds, exact integer arithmetic (floats lose microseconds)."""
-    return (t - EPOCH) // _MS
-
-
-def _scaled(v: float | None, scale: float) -> int | None:
-    return None if v is None else round(v * scale)
-
-
-def _unscaled(v: int | None, scale: float) -> float | None:
-    return None if v is None else v / scale
-
-
-def to_row(fix: Fix) -> tuple[Any, ...]:
-    return (
-        t_ms(fix.t),
-        round(fix.lat * 1e7),
-        round(fix.lon * 1e7),
-        _scaled(fix.alt, 10),
-        _scaled(fix.speed, 100),
-        _scaled(fix.heading, 10),
-        _scaled(fix.hdop, 10),
-        fix.sats,
-        fix.mode,
-    )
-
-
-def from_row(row: Sequence[Any]) -> Fix:
-    return Fix(
-        t=EPOCH + timedelta(milliseconds=row[0]),
-        lat=row[1] / 1e7,
-        lon=row[2] / 1e7,
-        alt=_unscaled(row[3], 10),
-        speed=_unscaled(row[4], 100),
-        heading=_unscaled(row[5], 10),
-        hdop=_unscaled(row[6], 10),
-        sats=row[7],
-        mode=row[8],
-    )
 
 
 class _Tally:
@@ -210,7 +164,7 @@ class Buffer:
         with self.db.atomic():
             before = self.db.conn.total_changes
             self.db.conn.executemany(
-                f"INSERT OR IGNORE INTO fixes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
+                f"INSERT OR IGNORE INTO fixes ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
             )
             added = self.db.conn.total_changes - before
         self._count(added)
@@ -221,7 +175,7 @@ class Buffer:
         return added
 
     def _select(self, order: str, n: int, table: str = "fixes") -> list[Fix]:
-        cur = self.db.execute(f"SELECT {_COLUMNS} FROM {table} ORDER BY t {order} LIMIT ?", [n])
+        cur = self.db.execute(f"SELECT {COLUMNS} FROM {table} ORDER BY t {order} LIMIT ?", [n])
         return [from_row(r) for r in cur.fetchall()]
 
     def newest(self, n: int) -> list[Fix]:
@@ -264,7 +218,7 @@ class Buffer:
         fixes = list(fixes)
         with self.db.atomic():
             self.db.conn.executemany(
-                f"INSERT OR REPLACE INTO quarantine ({_COLUMNS}, reason) "
+                f"INSERT OR REPLACE INTO quarantine ({COLUMNS}, reason) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [(*to_row(f), reason) for f in fixes],
             )
@@ -281,7 +235,7 @@ class Buffer:
         """Give quarantined fixes another chance (a new agent version may encode them right)."""
         with self.db.atomic():
             cur = self.db.execute(
-                f"INSERT OR IGNORE INTO fixes ({_COLUMNS}) SELECT {_COLUMNS} FROM quarantine"
+                f"INSERT OR IGNORE INTO fixes ({COLUMNS}) SELECT {COLUMNS} FROM quarantine"
             )
             self.db.execute("DELETE FROM quarantine")
         added = max(cur.rowcount, 0)
