@@ -63,6 +63,9 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT RO
 """
 
 
+_REQUEUED = "requeued"  # meta: fixes ever moved back from quarantine, by any process
+
+
 class BufferError(Exception):
     """The buffer file can't be used (e.g. written by a newer agent)."""
 
@@ -71,14 +74,22 @@ class _Tally:
     """The backlog size, kept in memory: count(*) scans the whole table, which on
     a Pi with a week of backlog costs more CPU than everything else together."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, requeued: int) -> None:
         self.n = n
+        self.requeued = requeued
         self.users = 0
         self.lock = threading.Lock()
 
     def add(self, delta: int) -> None:
         with self.lock:
             self.n += delta
+
+    def follow(self, requeued: int) -> None:
+        """Count fixes requeued by another process (``quarantine requeue`` while we run)."""
+        with self.lock:
+            if requeued > self.requeued:  # a connection may read an older value than another
+                self.n += requeued - self.requeued
+                self.requeued = requeued
 
 
 _TALLIES: dict[Path, _Tally] = {}
@@ -99,6 +110,7 @@ class Buffer:
         max_mb: float = 100.0,
         synchronous: str = "full",
         read_only: bool = False,
+        create: bool = True,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = int(max_mb * 1024 * 1024)
@@ -106,13 +118,17 @@ class Buffer:
         self._tally: _Tally | None = None
         # check_same_thread=False: a Buffer is built in one thread and used by
         # another (never by two at once); SQLite itself is in serialized mode.
-        if read_only:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self.db = sqlite_utils.Database(conn, execute_plugins=False)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False)
+        if read_only or not create:
+            # A URI so that a missing file is an error rather than a new empty buffer.
+            uri = f"{self.path.resolve().as_uri()}?mode={'ro' if read_only else 'rw'}"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False)
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        if read_only:
+            self._check_version(self.db.execute("PRAGMA user_version").fetchone()[0])
+            return
         self.db.execute("PRAGMA busy_timeout = 10000")
         self.db.enable_wal()
         self.db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
@@ -120,29 +136,37 @@ class Buffer:
         # Reads and writes touch only the newest end of the table: a small page
         # cache per connection (three of them) is enough and keeps RSS down.
         self.db.execute("PRAGMA cache_size = -512")
-        self._migrate()
+        self._migrate(create)
         # Every writer in this process goes through a Buffer on the same path and
-        # keeps the shared tally right; other processes use count(exact=True).
+        # keeps the shared tally right; a requeue by another process is followed
+        # through meta. Other processes use count(exact=True).
         with _TALLIES_LOCK:
             key = self.path.resolve()
             if key not in _TALLIES:
-                _TALLIES[key] = _Tally(self._exact_count())
+                with self.db.atomic():  # one snapshot, or a requeue could count twice
+                    _TALLIES[key] = _Tally(self._exact_count(), self.get_meta(_REQUEUED, 0))
             tally = self._tally = _TALLIES[key]
             tally.users += 1
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+    def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
             raise BufferError(
                 f"{self.path}: schema version {version} is newer than this agent "
                 f"understands ({SCHEMA_VERSION}); upgrade the agent"
             )
         if version < SCHEMA_VERSION:
+            raise BufferError(f"{self.path}: not a bustracker agent buffer (no schema)")
+
+    def _migrate(self, create: bool) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION and create:
             with self.db.atomic():
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        else:
+            self._check_version(version)
 
     def close(self) -> None:
         if self._tally is not None:
@@ -209,6 +233,7 @@ class Buffer:
         """Buffered fixes. From the in-process tally unless ``exact`` (or read-only)."""
         if exact or self._tally is None:
             return self._exact_count()
+        self._tally.follow(self.get_meta(_REQUEUED, 0))
         return self._tally.n
 
     # -- quarantine: fixes the server could not read at all ---------------------
@@ -231,16 +256,32 @@ class Buffer:
     def quarantined(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
 
+    def quarantined_fixes(self) -> list[tuple[Fix, str]]:
+        """Every quarantined fix with the server's answer to it, oldest first."""
+        cur = self.db.execute(f"SELECT {COLUMNS}, reason FROM quarantine ORDER BY t")
+        return [(from_row(r), r[9] or "") for r in cur.fetchall()]
+
     def requeue_quarantine(self) -> int:
-        """Give quarantined fixes another chance (a new agent version may encode them right)."""
+        """Give quarantined fixes another chance (a new agent version may encode them right).
+
+        Returns how many left the quarantine. Safe while the agent runs in another
+        process: the count of fixes added goes to meta in the same transaction, and
+        the agent's tally follows it.
+        """
         with self.db.atomic():
-            cur = self.db.execute(
+            # Write first: a transaction that read before writing can't wait for the
+            # agent's commits in WAL mode, it fails with "database is locked".
+            before = self.db.conn.total_changes
+            self.db.execute(
                 f"INSERT OR IGNORE INTO fixes ({COLUMNS}) SELECT {COLUMNS} FROM quarantine"
             )
+            added = self.db.conn.total_changes - before  # one already queued again stays one
+            moved = self.quarantined()
             self.db.execute("DELETE FROM quarantine")
-        added = max(cur.rowcount, 0)
-        self._count(added)
-        return added
+            self.set_meta(**{_REQUEUED: self.get_meta(_REQUEUED, 0) + added})
+        if self._tally is not None:
+            self._tally.follow(self.get_meta(_REQUEUED, 0))
+        return moved
 
     # -- size cap ----------------------------------------------------------------
 

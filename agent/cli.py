@@ -1,4 +1,4 @@
-"""``bustracker-agent``: run the agent, show its status, simulate a route, check a config.
+"""``bustracker-agent``: run the agent, show its status and quarantine, simulate, check a config.
 
 Exit codes: 0 fine, 1 runtime failure, 2 bad configuration (the message names
 the key). Under systemd, ``RestartPreventExitStatus=2`` keeps a broken config
@@ -94,7 +94,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("last error", doc.get("last_error") or "-"),
     ]
     if doc.get("quarantined"):
-        lines.append(("quarantined", f"{doc['quarantined']} fixes the server could not read"))
+        lines.append(
+            (
+                "quarantined",
+                f"{doc['quarantined']} fixes the server could not read "
+                "(bustracker-agent quarantine list)",
+            )
+        )
     if "next_attempt_in_s" in doc and doc["state"] != "stopped":
         lines.append(
             ("next upload", f"in {doc['next_attempt_in_s']} s, up to {doc.get('batch_size')} fixes")
@@ -146,6 +152,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from agent import quarantine
+
+    settings = _settings(args.config)
+    if args.action == "list":
+        return quarantine.cmd_list(settings, args.config, args.json)
+    return quarantine.cmd_requeue(settings, args.config)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from agent.simulate import write_route
 
@@ -186,6 +201,15 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", required=True)
     sim.add_argument("--start", help="ISO 8601 UTC start time (default: now)")
     sim.set_defaults(func=cmd_simulate)
+    qu = sub.add_parser("quarantine", help="fixes the server could not read: list, requeue")
+    qu_sub = qu.add_subparsers(dest="action", required=True)
+    ql = qu_sub.add_parser("list", help="each quarantined fix with the server's reason")
+    ql.add_argument("--config", required=True)
+    ql.add_argument("--json", action="store_true")
+    qr = qu_sub.add_parser("requeue", help="put quarantined fixes back into the send queue")
+    qr.add_argument("--config", required=True)
+    for q in (ql, qr):
+        q.set_defaults(func=cmd_quarantine)
     return p
 
 
