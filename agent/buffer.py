@@ -33,34 +33,13 @@ from typing import Any
 import sqlite_utils
 
 from agent.fix import Fix
-from agent.rows import COLUMNS, from_row, t_ms, to_row
+from agent.rows import COLUMNS, SCHEMA, SCHEMA_VERSION, from_row, t_ms, to_row
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 _HOUR_MS = 3_600_000
 _SPARSE_PER_HOUR = 60  # below this the oldest hour is dropped rather than thinned
 _CAP_CHECK_EVERY = 64  # adds between size checks: PRAGMAs are cheap, not free
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS fixes (
-    t INTEGER PRIMARY KEY,  -- GPS fix time, epoch ms UTC
-    lat INTEGER NOT NULL,   -- 1e-7 degree
-    lon INTEGER NOT NULL,   -- 1e-7 degree
-    alt INTEGER,            -- decimetres
-    speed INTEGER,          -- cm/s
-    heading INTEGER,        -- 0.1 degree
-    hdop INTEGER,           -- 0.1
-    sats INTEGER,
-    mode INTEGER
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS quarantine (
-    t INTEGER PRIMARY KEY, lat INTEGER NOT NULL, lon INTEGER NOT NULL, alt INTEGER,
-    speed INTEGER, heading INTEGER, hdop INTEGER, sats INTEGER, mode INTEGER,
-    reason TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
-"""
 
 
 _REQUEUED = "requeued"  # meta: fixes ever moved back from quarantine, by any process
@@ -161,7 +140,7 @@ class Buffer:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION and create:
             with self.db.atomic():
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -1,4 +1,4 @@
-"""How a fix is stored in the buffer: one row of integers, at exactly the wire precision.
+"""The buffer file's format: its tables, their version, and a fix as one row of integers.
 
 The primary key is the fix time in integer epoch milliseconds (WITHOUT ROWID,
 so the key *is* the row), lat/lon are integers of 1e-7 degree, alt/heading/hdop
@@ -17,6 +17,27 @@ from agent.fix import Fix
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 COLUMNS = "t, lat, lon, alt, speed, heading, hdop, sats, mode"
+
+SCHEMA_VERSION = 1  # in PRAGMA user_version
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS fixes (
+    t INTEGER PRIMARY KEY,  -- GPS fix time, epoch ms UTC
+    lat INTEGER NOT NULL,   -- 1e-7 degree
+    lon INTEGER NOT NULL,   -- 1e-7 degree
+    alt INTEGER,            -- decimetres
+    speed INTEGER,          -- cm/s
+    heading INTEGER,        -- 0.1 degree
+    hdop INTEGER,           -- 0.1
+    sats INTEGER,
+    mode INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quarantine (
+    t INTEGER PRIMARY KEY, lat INTEGER NOT NULL, lon INTEGER NOT NULL, alt INTEGER,
+    speed INTEGER, heading INTEGER, hdop INTEGER, sats INTEGER, mode INTEGER,
+    reason TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+"""
 
 
 def t_ms(t: datetime) -> int:
