@@ -31,28 +31,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
-from tenacity.wait import wait_base
 
 from agent import __version__
 from agent.buffer import Buffer
 from agent.fix import Fix
-from agent.protocol import PATH, Answer, Limits, encode_batch, parse_answer
+from agent.planner import Planner, WaitRetryAfter
+from agent.protocol import PATH, Answer, encode_batch, parse_answer
 from agent.settings import ServerSettings, UploadSettings
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how often an empty buffer is looked at again
-RETRY_AFTER_MAX_S = 3600.0  # a Retry-After of days is a server bug, not a plan
 DEADLINE_KEY = "next_attempt_at"
 _SINGLE_UNREADABLE_LIMIT = 3
 
@@ -88,76 +85,6 @@ def _file_stamp(path: Path | None) -> tuple[float, int] | None:
     except OSError:
         return None
     return (st.st_mtime, st.st_size) if st else None
-
-
-class Planner:
-    """How big the next batch may be and when it may go."""
-
-    def __init__(self, cfg: UploadSettings) -> None:
-        self.cfg = cfg
-        self.limits = Limits(requests_per_minute=cfg.requests_per_minute)
-        self.self_limit: int | None = None  # set by 413/422, grows back after successes
-        self._good = 0
-
-    def observe(self, limits: Limits) -> None:
-        self.limits = Limits(
-            requests_per_minute=limits.requests_per_minute or self.limits.requests_per_minute,
-            max_batch=limits.max_batch or self.limits.max_batch,
-            remaining=limits.remaining,
-            reset_s=limits.reset_s,
-        )
-
-    def batch_size(self) -> int:
-        sizes = [self.cfg.max_batch, self.limits.max_batch, self.self_limit]
-        return max(1, min(s for s in sizes if s))
-
-    def interval(self) -> float:
-        rpm = self.limits.requests_per_minute or self.cfg.requests_per_minute
-        return max(self.cfg.interval_s, 60.0 / rpm * (1.0 + self.cfg.safety_margin))
-
-    def next_delay(self) -> float:
-        delay = self.interval()
-        rem, reset = self.limits.remaining, self.limits.reset_s
-        if rem is not None and reset is not None:
-            delay = max(
-                delay,
-                reset * (1.0 + self.cfg.safety_margin) / max(rem, 1) if rem > 0 else reset + 0.5,
-            )
-        return delay
-
-    def shrink(self, sent: int, server_max: int | None) -> int:
-        self.self_limit = server_max if server_max and server_max < sent else max(1, sent // 2)
-        self._good = 0
-        return self.self_limit
-
-    def success(self, sent: int) -> None:
-        if self.self_limit is None or sent < self.self_limit:
-            return
-        self._good += 1
-        if self._good >= 10:  # slow regrowth: a 413 may have been a passing proxy limit
-            self._good = 0
-            self.self_limit *= 2
-            cap = min(s for s in (self.cfg.max_batch, self.limits.max_batch) if s)
-            if self.self_limit >= cap:
-                self.self_limit = None
-
-
-class WaitRetryAfter(wait_base):
-    """Full jitter, floored by the planned interval and by the server's Retry-After."""
-
-    def __init__(self, jitter: wait_base, floor: Callable[[], float]) -> None:
-        self.jitter = jitter
-        self.floor = floor
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        wait = max(self.jitter(retry_state), self.floor())
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        after = getattr(exc, "retry_after", None)
-        if after is not None:
-            after = min(float(after), RETRY_AFTER_MAX_S)
-            # A little spread so a fleet told the same date doesn't return as one.
-            wait = max(wait, after + random.uniform(0.0, min(after * 0.1, 30.0)))
-        return wait
 
 
 @dataclass(frozen=True, slots=True)
