@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent import __version__
+from agent import __version__, quarantine
 from agent.buffer import Buffer, BufferError
 from agent.settings import ConfigError, Settings, load_settings, redacted
 
@@ -153,8 +153,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    from agent import quarantine
-
     settings = _settings(args.config)
     if args.action == "list":
         return quarantine.cmd_list(settings, args.config, args.json)
