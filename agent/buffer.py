@@ -6,11 +6,8 @@ removes it (accepted, duplicate, or rejected with a reason). The file is the
 same whatever the rest of the configuration says, so a config change never
 strands a backlog, and the schema carries its version in ``user_version``.
 
-Rows are compact (about 40-50 bytes on disk per fix): the primary key is the
-fix time in integer epoch milliseconds (WITHOUT ROWID, so the key *is* the
-row), lat/lon are integers of 1e-7 degree, alt/heading/hdop tenths and speed
-hundredths, exactly the precision of the wire format. Two fixes with the same
-millisecond are the same fix, as they are for the server.
+Rows are compact, at exactly the wire precision (agent.rows). Two fixes with
+the same millisecond are the same fix, as they are for the server.
 
 When the used size passes ``max_mb`` the OLDEST backlog is thinned (every
 other fix of the oldest hour that still has more than one fix a minute), and
@@ -28,88 +25,50 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from agent.fix import Fix
+from agent.rows import COLUMNS, SCHEMA, SCHEMA_VERSION, from_row, t_ms, to_row
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _HOUR_MS = 3_600_000
 _SPARSE_PER_HOUR = 60  # below this the oldest hour is dropped rather than thinned
 _CAP_CHECK_EVERY = 64  # adds between size checks: PRAGMAs are cheap, not free
-_COLUMNS = "t, lat, lon, alt, speed, heading, hdop, sats, mode"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS fixes (
-    t INTEGER PRIMARY KEY,  -- GPS fix time, epoch ms UTC
-    lat INTEGER NOT NULL,   -- 1e-7 degree
-    lon INTEGER NOT NULL,   -- 1e-7 degree
-    alt INTEGER,            -- decimetres
-    speed INTEGER,          -- cm/s
-    heading INTEGER,        -- 0.1 degree
-    hdop INTEGER,           -- 0.1
-    sats INTEGER,
-    mode INTEGER
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS quarantine (
-    t INTEGER PRIMARY KEY, lat INTEGER NOT NULL, lon INTEGER NOT NULL, alt INTEGER,
-    speed INTEGER, heading INTEGER, hdop INTEGER, sats INTEGER, mode INTEGER,
-    reason TEXT
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
-"""
+
+_REQUEUED = "requeued"  # meta: fixes ever moved back from quarantine, by any process
 
 
 class BufferError(Exception):
     """The buffer file can't be used (e.g. written by a newer agent)."""
 
 
-def t_ms(t: datetime) -> int:
-    """Epoch milliseconds, exact integer arithmetic (floats lose microseconds)."""
-    return (t - EPOCH) // _MS
-
-
-def _scaled(v: float | None, scale: float) -> int | None:
-    return None if v is None else round(v * scale)
-
-
-def _unscaled(v: int | None, scale: float) -> float | None:
-    return None if v is None else v / scale
-
-
-def to_row(fix: Fix) -> tuple[Any, ...]:
-    return (t_ms(fix.t), round(fix.lat * 1e7), round(fix.lon * 1e7), _scaled(fix.alt, 10),
-            _scaled(fix.speed, 100), _scaled(fix.heading, 10), _scaled(fix.hdop, 10),
-            fix.sats, fix.mode)
-
-
-def from_row(row: Sequence[Any]) -> Fix:
-    return Fix(t=EPOCH + timedelta(milliseconds=row[0]), lat=row[1] / 1e7, lon=row[2] / 1e7,
-               alt=_unscaled(row[3], 10), speed=_unscaled(row[4], 100),
-               heading=_unscaled(row[5], 10), hdop=_unscaled(row[6], 10),
-               sats=row[7], mode=row[8])
-
-
 class _Tally:
     """The backlog size, kept in memory: count(*) scans the whole table, which on
     a Pi with a week of backlog costs more CPU than everything else together."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, requeued: int) -> None:
         self.n = n
+        self.requeued = requeued
         self.users = 0
         self.lock = threading.Lock()
 
     def add(self, delta: int) -> None:
         with self.lock:
             self.n += delta
+
+    def follow(self, requeued: int) -> None:
+        """Count fixes requeued by another process (``quarantine requeue`` while we run)."""
+        with self.lock:
+            if requeued > self.requeued:  # a connection may read an older value than another
+                self.n += requeued - self.requeued
+                self.requeued = requeued
 
 
 _TALLIES: dict[Path, _Tally] = {}
@@ -124,22 +83,31 @@ def boot_id() -> str | None:
 
 
 class Buffer:
-    def __init__(self, path: Path | str, max_mb: float = 100.0, synchronous: str = "full",
-                 read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        max_mb: float = 100.0,
+        synchronous: str = "full",
+        read_only: bool = False,
+        create: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.max_bytes = int(max_mb * 1024 * 1024)
         self._adds = 0
         self._tally: _Tally | None = None
         # check_same_thread=False: a Buffer is built in one thread and used by
         # another (never by two at once); SQLite itself is in serialized mode.
-        if read_only:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
-                                   check_same_thread=False)
-            self.db = sqlite_utils.Database(conn, execute_plugins=False)
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False)
+        if read_only or not create:
+            # A URI so that a missing file is an error rather than a new empty buffer.
+            uri = f"{self.path.resolve().as_uri()}?mode={'ro' if read_only else 'rw'}"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False)
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        if read_only:
+            self._check_version(self.db.execute("PRAGMA user_version").fetchone()[0])
+            return
         self.db.execute("PRAGMA busy_timeout = 10000")
         self.db.enable_wal()
         self.db.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'full' else 'NORMAL'}")
@@ -147,27 +115,37 @@ class Buffer:
         # Reads and writes touch only the newest end of the table: a small page
         # cache per connection (three of them) is enough and keeps RSS down.
         self.db.execute("PRAGMA cache_size = -512")
-        self._migrate()
+        self._migrate(create)
         # Every writer in this process goes through a Buffer on the same path and
-        # keeps the shared tally right; other processes use count(exact=True).
+        # keeps the shared tally right; a requeue by another process is followed
+        # through meta. Other processes use count(exact=True).
         with _TALLIES_LOCK:
             key = self.path.resolve()
             if key not in _TALLIES:
-                _TALLIES[key] = _Tally(self._exact_count())
+                with self.db.atomic():  # one snapshot, or a requeue could count twice
+                    _TALLIES[key] = _Tally(self._exact_count(), self.get_meta(_REQUEUED, 0))
             tally = self._tally = _TALLIES[key]
             tally.users += 1
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+    def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
-            raise BufferError(f"{self.path}: schema version {version} is newer than this agent "
-                              f"understands ({SCHEMA_VERSION}); upgrade the agent")
+            raise BufferError(
+                f"{self.path}: schema version {version} is newer than this agent "
+                f"understands ({SCHEMA_VERSION}); upgrade the agent"
+            )
         if version < SCHEMA_VERSION:
+            raise BufferError(f"{self.path}: not a bustracker agent buffer (no schema)")
+
+    def _migrate(self, create: bool) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION and create:
             with self.db.atomic():
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        else:
+            self._check_version(version)
 
     def close(self) -> None:
         if self._tally is not None:
@@ -189,7 +167,8 @@ class Buffer:
         with self.db.atomic():
             before = self.db.conn.total_changes
             self.db.conn.executemany(
-                f"INSERT OR IGNORE INTO fixes ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                f"INSERT OR IGNORE INTO fixes ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows
+            )
             added = self.db.conn.total_changes - before
         self._count(added)
         self._adds += len(rows)
@@ -199,7 +178,7 @@ class Buffer:
         return added
 
     def _select(self, order: str, n: int, table: str = "fixes") -> list[Fix]:
-        cur = self.db.execute(f"SELECT {_COLUMNS} FROM {table} ORDER BY t {order} LIMIT ?", [n])
+        cur = self.db.execute(f"SELECT {COLUMNS} FROM {table} ORDER BY t {order} LIMIT ?", [n])
         return [from_row(r) for r in cur.fetchall()]
 
     def newest(self, n: int) -> list[Fix]:
@@ -233,6 +212,7 @@ class Buffer:
         """Buffered fixes. From the in-process tally unless ``exact`` (or read-only)."""
         if exact or self._tally is None:
             return self._exact_count()
+        self._tally.follow(self.get_meta(_REQUEUED, 0))
         return self._tally.n
 
     # -- quarantine: fixes the server could not read at all ---------------------
@@ -242,11 +222,12 @@ class Buffer:
         fixes = list(fixes)
         with self.db.atomic():
             self.db.conn.executemany(
-                f"INSERT OR REPLACE INTO quarantine ({_COLUMNS}, reason) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)", [(*to_row(f), reason) for f in fixes])
+                f"INSERT OR REPLACE INTO quarantine ({COLUMNS}, reason) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(*to_row(f), reason) for f in fixes],
+            )
             before = self.db.conn.total_changes
-            self.db.conn.executemany("DELETE FROM fixes WHERE t = ?",
-                                     [(t_ms(f.t),) for f in fixes])
+            self.db.conn.executemany("DELETE FROM fixes WHERE t = ?", [(t_ms(f.t),) for f in fixes])
             removed = self.db.conn.total_changes - before
         self._count(-removed)
         return len(fixes)
@@ -254,21 +235,40 @@ class Buffer:
     def quarantined(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM quarantine").fetchone()[0])
 
+    def quarantined_fixes(self) -> list[tuple[Fix, str]]:
+        """Every quarantined fix with the server's answer to it, oldest first."""
+        cur = self.db.execute(f"SELECT {COLUMNS}, reason FROM quarantine ORDER BY t")
+        return [(from_row(r), r[9] or "") for r in cur.fetchall()]
+
     def requeue_quarantine(self) -> int:
-        """Give quarantined fixes another chance (a new agent version may encode them right)."""
+        """Give quarantined fixes another chance (a new agent version may encode them right).
+
+        Returns how many left the quarantine. Safe while the agent runs in another
+        process: the count of fixes added goes to meta in the same transaction, and
+        the agent's tally follows it.
+        """
         with self.db.atomic():
-            cur = self.db.execute(
-                f"INSERT OR IGNORE INTO fixes ({_COLUMNS}) SELECT {_COLUMNS} FROM quarantine")
+            # Write first: a transaction that read before writing can't wait for the
+            # agent's commits in WAL mode, it fails with "database is locked".
+            before = self.db.conn.total_changes
+            self.db.execute(
+                f"INSERT OR IGNORE INTO fixes ({COLUMNS}) SELECT {COLUMNS} FROM quarantine"
+            )
+            added = self.db.conn.total_changes - before  # one already queued again stays one
+            moved = self.quarantined()
             self.db.execute("DELETE FROM quarantine")
-        added = max(cur.rowcount, 0)
-        self._count(added)
-        return added
+            self.set_meta(**{_REQUEUED: self.get_meta(_REQUEUED, 0) + added})
+        if self._tally is not None:
+            self._tally.follow(self.get_meta(_REQUEUED, 0))
+        return moved
 
     # -- size cap ----------------------------------------------------------------
 
     def used_bytes(self) -> int:
-        page_size, pages, free = (self.db.execute(f"PRAGMA {p}").fetchone()[0]
-                                  for p in ("page_size", "page_count", "freelist_count"))
+        page_size, pages, free = (
+            self.db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("page_size", "page_count", "freelist_count")
+        )
         return int(page_size * (pages - free))
 
     def enforce_cap(self) -> int:
@@ -282,8 +282,11 @@ class Buffer:
                 break
             removed += gone
         if removed:
-            log.warning("buffer over %.1f MB: thinned %d of the oldest fixes",
-                        self.max_bytes / 1048576, removed)
+            log.warning(
+                "buffer over %.1f MB: thinned %d of the oldest fixes",
+                self.max_bytes / 1048576,
+                removed,
+            )
         return removed
 
     def _thin_oldest(self) -> int:
@@ -293,17 +296,25 @@ class Buffer:
         start = self.db.execute("SELECT min(t) FROM fixes").fetchone()[0]
         first_start = start
         while start is not None and start < newest:
-            ts = [r[0] for r in self.db.execute(
-                "SELECT t FROM fixes WHERE t >= ? AND t < ? AND t < ? ORDER BY t",
-                [start, start + _HOUR_MS, newest]).fetchall()]
+            ts = [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT t FROM fixes WHERE t >= ? AND t < ? AND t < ? ORDER BY t",
+                    [start, start + _HOUR_MS, newest],
+                ).fetchall()
+            ]
             if len(ts) > _SPARSE_PER_HOUR:
                 return self._delete(ts[1::2])
-            start = self.db.execute("SELECT min(t) FROM fixes WHERE t >= ?",
-                                    [start + _HOUR_MS]).fetchone()[0]
+            start = self.db.execute(
+                "SELECT min(t) FROM fixes WHERE t >= ?", [start + _HOUR_MS]
+            ).fetchone()[0]
         # Everything is already sparse: drop the oldest hour, never the live fix.
-        ts = [r[0] for r in self.db.execute(
-            "SELECT t FROM fixes WHERE t < ? AND t < ?",
-            [first_start + _HOUR_MS, newest]).fetchall()]
+        ts = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT t FROM fixes WHERE t < ? AND t < ?", [first_start + _HOUR_MS, newest]
+            ).fetchall()
+        ]
         return self._delete(ts)
 
     def _delete(self, ts: list[int]) -> int:
@@ -320,8 +331,10 @@ class Buffer:
 
     def set_meta(self, **values: Any) -> None:
         with self.db.atomic():
-            self.db.conn.executemany("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
-                                     [(k, json.dumps(v)) for k, v in values.items()])
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in values.items()],
+            )
 
     def save_deadline(self, key: str, delay_s: float) -> None:
         """Persist "not before now + delay" so a restart loop can't hammer the server.
@@ -330,8 +343,16 @@ class Buffer:
         being stepped (a Pi without RTC jumps years when NTP syncs) but means
         nothing after a reboot, which the boot id tells apart.
         """
-        self.set_meta(**{key: {"wall": time.time() + delay_s, "delay": delay_s,
-                               "mono": time.monotonic() + delay_s, "boot": boot_id()}})
+        self.set_meta(
+            **{
+                key: {
+                    "wall": time.time() + delay_s,
+                    "delay": delay_s,
+                    "mono": time.monotonic() + delay_s,
+                    "boot": boot_id(),
+                }
+            }
+        )
 
     def deadline_delay(self, key: str) -> float:
         """Seconds still to wait for ``key``, clamped to 0..the delay that was asked.

@@ -1,4 +1,4 @@
-"""``bustracker-agent``: run the agent, show its status, simulate a route, check a config.
+"""``bustracker-agent``: run the agent, show its status and quarantine, simulate, check a config.
 
 Exit codes: 0 fine, 1 runtime failure, 2 bad configuration (the message names
 the key). Under systemd, ``RestartPreventExitStatus=2`` keeps a broken config
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent import __version__
+from agent import __version__, quarantine
 from agent.buffer import Buffer, BufferError
 from agent.settings import ConfigError, Settings, load_settings, redacted
 
@@ -94,12 +94,23 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("last error", doc.get("last_error") or "-"),
     ]
     if doc.get("quarantined"):
-        lines.append(("quarantined", f"{doc['quarantined']} fixes the server could not read"))
+        lines.append(
+            (
+                "quarantined",
+                f"{doc['quarantined']} fixes the server could not read "
+                "(bustracker-agent quarantine list)",
+            )
+        )
     if "next_attempt_in_s" in doc and doc["state"] != "stopped":
-        lines.append(("next upload", f"in {doc['next_attempt_in_s']} s, up to "
-                                     f"{doc.get('batch_size')} fixes"))
-    lines.append(("status file", f"{settings.status_path} (updated "
-                                 f"{_ago(doc.get('updated_at'))}, pid {doc.get('pid')})"))
+        lines.append(
+            ("next upload", f"in {doc['next_attempt_in_s']} s, up to {doc.get('batch_size')} fixes")
+        )
+    lines.append(
+        (
+            "status file",
+            f"{settings.status_path} (updated {_ago(doc.get('updated_at'))}, pid {doc.get('pid')})",
+        )
+    )
     for key, value in lines:
         print(f"{key + ':':<13} {value}")
     return 0
@@ -132,11 +143,20 @@ def cmd_check(args: argparse.Namespace) -> int:
             for key, value in values.items():
                 print(f"  {key} = {json.dumps(value)}")
     if problem:
-        print(f"bustracker-agent: {problem} (the agent would run, buffer, and show "
-              "config_error)", file=sys.stderr)
+        print(
+            f"bustracker-agent: {problem} (the agent would run, buffer, and show config_error)",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     print(f"config OK: {args.config}", file=sys.stderr)
     return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    if args.action == "list":
+        return quarantine.cmd_list(settings, args.config, args.json)
+    return quarantine.cmd_requeue(settings, args.config)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -154,11 +174,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bustracker-agent",
-                                description="The bustracker bus agent.")
+    p = argparse.ArgumentParser(prog="bustracker-agent", description="The bustracker bus agent.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"),
-                   help="DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)")
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING, ERROR (default: $LOG_LEVEL or INFO)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="capture and upload until SIGTERM")
     run.add_argument("--config", required=True)
@@ -177,13 +199,25 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", required=True)
     sim.add_argument("--start", help="ISO 8601 UTC start time (default: now)")
     sim.set_defaults(func=cmd_simulate)
+    qu = sub.add_parser("quarantine", help="fixes the server could not read: list, requeue")
+    qu_sub = qu.add_subparsers(dest="action", required=True)
+    ql = qu_sub.add_parser("list", help="each quarantined fix with the server's reason")
+    ql.add_argument("--config", required=True)
+    ql.add_argument("--json", action="store_true")
+    qr = qu_sub.add_parser("requeue", help="put quarantined fixes back into the send queue")
+    qr.add_argument("--config", required=True)
+    for q in (ql, qr):
+        q.set_defaults(func=cmd_quarantine)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise
     logging.Formatter.converter = time.gmtime
     result: int = args.func(args)

@@ -50,21 +50,37 @@ _TIME_ERROR = 5
 
 def make_source(gps: GpsSettings) -> GpsSource:
     if gps.source == "serial":
-        return SerialSource(gps.device, gps.baud, read_timeout=gps.read_timeout_s,
-                            reopen_delay=gps.reconnect_delay_s, idle_s=gps.idle_s)
+        return SerialSource(
+            gps.device,
+            gps.baud,
+            read_timeout=gps.read_timeout_s,
+            reopen_delay=gps.reconnect_delay_s,
+            idle_s=gps.idle_s,
+        )
     if gps.source == "replay":
         assert gps.path is not None  # settings insist on it
         return ReplaySource(gps.path, speed=gps.speed, loop=gps.loop, idle_s=gps.idle_s)
-    return GpsdSource(gps.host, gps.port, connect_timeout=gps.connect_timeout_s,
-                      read_timeout=gps.read_timeout_s, reconnect_delay=gps.reconnect_delay_s,
-                      idle_s=gps.idle_s)
+    return GpsdSource(
+        gps.host,
+        gps.port,
+        connect_timeout=gps.connect_timeout_s,
+        read_timeout=gps.read_timeout_s,
+        reconnect_delay=gps.reconnect_delay_s,
+        idle_s=gps.idle_s,
+    )
 
 
 class _Timex(ctypes.Structure):
     # The head of struct timex; the tail is padding the kernel may write into.
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long),
-                ("status", ctypes.c_int), ("_rest", ctypes.c_byte * 256)]
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("_rest", ctypes.c_byte * 256),
+    ]
 
 
 def kernel_clock_synced() -> bool:
@@ -134,8 +150,12 @@ def fix_summary(fix: Fix | None) -> dict[str, Any] | None:
 
 
 class Runner:
-    def __init__(self, settings: Settings, source: GpsSource | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: GpsSource | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source or make_source(settings.gps)
         self.transport = transport
@@ -151,22 +171,26 @@ class Runner:
         self.capture_done = False  # a replay that reached its end
         # A source yields at least every idle_s; this much silence means it is wedged.
         self.stale_after_s = max(10.0, 5 * settings.gps.idle_s)
-        bs = settings.buffer
-        self.buffer = Buffer(bs.path, bs.max_mb, bs.synchronous)  # main thread's view
+        self.buffer = self.open_buffer()  # main thread's view
         if self.buffer.get_meta("quarantine_version") not in (None, __version__):
             n = self.buffer.requeue_quarantine()
+            # This version has now had its chance at them: a restart doesn't requeue again.
+            self.buffer.set_meta(quarantine_version=__version__)
             log.info("new agent version: %d quarantined fixes queued again", n)
         self.last_fix = self.buffer.last()
-        self.uplink = Uplink(settings.server, settings.upload,
-                             Buffer(bs.path, bs.max_mb, bs.synchronous), transport)
+        self.uplink = Uplink(settings.server, settings.upload, self.open_buffer(), transport)
         self._threads: list[threading.Thread] = []
         self._status_failed = False
+
+    def open_buffer(self) -> Buffer:
+        """A connection for one thread; every one of them opened the same way."""
+        bs = self.settings.buffer
+        return Buffer(bs.path, bs.max_mb, bs.synchronous)
 
     # -- capture ---------------------------------------------------------------------
 
     def _capture(self) -> None:
-        bs = self.settings.buffer
-        buffer = Buffer(bs.path, bs.max_mb, bs.synchronous)
+        buffer = self.open_buffer()
         try:
             while not self.stop.is_set():
                 try:
@@ -179,8 +203,10 @@ class Runner:
                         self.capture_done = True
                     return
                 except Exception:  # one failure (source or disk) must not end capture
-                    log.exception("capture failed; starting over in %.1f s",
-                                  self.settings.gps.reconnect_delay_s)
+                    log.exception(
+                        "capture failed; starting over in %.1f s",
+                        self.settings.gps.reconnect_delay_s,
+                    )
                     self.stop.wait(self.settings.gps.reconnect_delay_s)
         finally:
             buffer.close()
@@ -261,17 +287,23 @@ class Runner:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop.set())
-        self._threads = [threading.Thread(target=self._capture, name="capture", daemon=True),
-                         threading.Thread(target=self.uplink.run, args=(self.stop,),
-                                          name="uplink", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._capture, name="capture", daemon=True),
+            threading.Thread(target=self.uplink.run, args=(self.stop,), name="uplink", daemon=True),
+        ]
         for th in self._threads:
             th.start()
         status_path = self.settings.status_path
         with contextlib.suppress(OSError):  # reported by _write_status if it matters
             status_path.parent.mkdir(parents=True, exist_ok=True)
         watchdog, ready, last_dog = watchdog_interval(), False, 0.0
-        log.info("agent %s running: gps=%s server=%s buffer=%s", __version__,
-                 self.settings.gps.source, self.settings.server.url, self.settings.buffer.path)
+        log.info(
+            "agent %s running: gps=%s server=%s buffer=%s",
+            __version__,
+            self.settings.gps.source,
+            self.settings.server.url,
+            self.settings.buffer.path,
+        )
         try:
             while True:
                 state = self.state()

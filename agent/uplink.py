@@ -22,7 +22,8 @@ buffering, retry every ``auth_retry_s`` or as soon as the token file changes.
 422/415: first retry without gzip; then bisect the batch, and quarantine a
 single fix the server still can't read (kept on disk, logged, re-queued by the
 next agent version), unless single fixes keep failing, which means the server
-not the fixes is at fault. Per-fix rejections: those fixes are dropped, with
+not the fixes is at fault: then no more bisecting, whole batches with backoff
+until the server reads one again. Per-fix rejections: those fixes are dropped, with
 the reason logged. Only an answer from the server removes a fix.
 """
 
@@ -30,28 +31,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_random_exponential
-from tenacity.wait import wait_base
 
 from agent import __version__
 from agent.buffer import Buffer
 from agent.fix import Fix
-from agent.protocol import PATH, Answer, Limits, encode_batch, parse_answer
+from agent.planner import Planner, WaitRetryAfter
+from agent.protocol import PATH, Answer, encode_batch, parse_answer
 from agent.settings import ServerSettings, UploadSettings
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5  # how often an empty buffer is looked at again
-RETRY_AFTER_MAX_S = 3600.0  # a Retry-After of days is a server bug, not a plan
 DEADLINE_KEY = "next_attempt_at"
 _SINGLE_UNREADABLE_LIMIT = 3
 
@@ -89,72 +87,6 @@ def _file_stamp(path: Path | None) -> tuple[float, int] | None:
     return (st.st_mtime, st.st_size) if st else None
 
 
-class Planner:
-    """How big the next batch may be and when it may go."""
-
-    def __init__(self, cfg: UploadSettings) -> None:
-        self.cfg = cfg
-        self.limits = Limits(requests_per_minute=cfg.requests_per_minute)
-        self.self_limit: int | None = None  # set by 413/422, grows back after successes
-        self._good = 0
-
-    def observe(self, limits: Limits) -> None:
-        self.limits = Limits(
-            requests_per_minute=limits.requests_per_minute or self.limits.requests_per_minute,
-            max_batch=limits.max_batch or self.limits.max_batch,
-            remaining=limits.remaining, reset_s=limits.reset_s)
-
-    def batch_size(self) -> int:
-        sizes = [self.cfg.max_batch, self.limits.max_batch, self.self_limit]
-        return max(1, min(s for s in sizes if s))
-
-    def interval(self) -> float:
-        rpm = self.limits.requests_per_minute or self.cfg.requests_per_minute
-        return max(self.cfg.interval_s, 60.0 / rpm * (1.0 + self.cfg.safety_margin))
-
-    def next_delay(self) -> float:
-        delay = self.interval()
-        rem, reset = self.limits.remaining, self.limits.reset_s
-        if rem is not None and reset is not None:
-            delay = max(delay, reset * (1.0 + self.cfg.safety_margin) / max(rem, 1)
-                        if rem > 0 else reset + 0.5)
-        return delay
-
-    def shrink(self, sent: int, server_max: int | None) -> int:
-        self.self_limit = server_max if server_max and server_max < sent else max(1, sent // 2)
-        self._good = 0
-        return self.self_limit
-
-    def success(self, sent: int) -> None:
-        if self.self_limit is None or sent < self.self_limit:
-            return
-        self._good += 1
-        if self._good >= 10:  # slow regrowth: a 413 may have been a passing proxy limit
-            self._good = 0
-            self.self_limit *= 2
-            cap = min(s for s in (self.cfg.max_batch, self.limits.max_batch) if s)
-            if self.self_limit >= cap:
-                self.self_limit = None
-
-
-class WaitRetryAfter(wait_base):
-    """Full jitter, floored by the planned interval and by the server's Retry-After."""
-
-    def __init__(self, jitter: wait_base, floor: Callable[[], float]) -> None:
-        self.jitter = jitter
-        self.floor = floor
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        wait = max(self.jitter(retry_state), self.floor())
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        after = getattr(exc, "retry_after", None)
-        if after is not None:
-            after = min(float(after), RETRY_AFTER_MAX_S)
-            # A little spread so a fleet told the same date doesn't return as one.
-            wait = max(wait, after + random.uniform(0.0, min(after * 0.1, 30.0)))
-        return wait
-
-
 @dataclass(frozen=True, slots=True)
 class UplinkStatus:
     phase: str = "starting"  # starting, ok, buffering, auth_error, config_error
@@ -176,8 +108,13 @@ def _now_iso() -> str:
 
 
 class Uplink:
-    def __init__(self, server: ServerSettings, cfg: UploadSettings, buffer: Buffer,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        server: ServerSettings,
+        cfg: UploadSettings,
+        buffer: Buffer,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.server = server
         self.cfg = cfg
         self.buffer = buffer
@@ -191,7 +128,9 @@ class Uplink:
         last_state = buffer.get_meta("state")
         self._status = UplinkStatus(
             phase=last_state if last_state in ("buffering", "auth_error") else "starting",
-            last_upload=buffer.get_meta("last_upload"), last_error=buffer.get_meta("last_error"))
+            last_upload=buffer.get_meta("last_upload"),
+            last_error=buffer.get_meta("last_error"),
+        )
         self._pending: list[list[Fix]] = []  # 422 bisection halves, sent before live
         self._unreadable_singles = 0
         self._from_pending = False
@@ -201,14 +140,21 @@ class Uplink:
         self._next_at = 0.0  # monotonic: no request before this (rate plan)
         self._token_stamp = _file_stamp(server.token_file)
         timeout = httpx.Timeout(cfg.read_timeout_s, connect=cfg.connect_timeout_s)
-        self.client = httpx.Client(timeout=timeout, transport=transport,
-                                   headers={"User-Agent": f"bustracker-agent/{__version__}"})
+        self.client = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": f"bustracker-agent/{__version__}"},
+        )
         self.retrying = Retrying(
             retry=retry_if_exception_type(Transient),
-            wait=WaitRetryAfter(wait_random_exponential(multiplier=cfg.backoff_base_s,
-                                                        max=cfg.backoff_max_s),
-                                floor=self.planner.interval),
-            sleep=self._sleep, before_sleep=self._before_sleep, reraise=True)
+            wait=WaitRetryAfter(
+                wait_random_exponential(multiplier=cfg.backoff_base_s, max=cfg.backoff_max_s),
+                floor=self.planner.interval,
+            ),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
 
     # -- status ----------------------------------------------------------------
 
@@ -328,8 +274,9 @@ class Uplink:
         except httpx.HTTPError as exc:
             self._error("buffering", f"{type(exc).__name__}: {exc or 'connection failed'}")
             raise Transient(str(exc)) from exc
-        answer = parse_answer(resp.status_code, resp.headers, resp.content,
-                              datetime.now(UTC), sent=len(batch))
+        answer = parse_answer(
+            resp.status_code, resp.headers, resp.content, datetime.now(UTC), sent=len(batch)
+        )
         self.planner.observe(answer.limits)
         return self._handle(answer, batch)
 
@@ -357,8 +304,11 @@ class Uplink:
             log.warning("upload: server rejected fix t=%s: %s", batch[r.index].t, r.reason)
         total = answer.accepted + answer.duplicates + len(answer.rejected)
         if total != len(batch):
-            log.warning("upload: answer counts %d fixes for a batch of %d; trusting the 200",
-                        total, len(batch))
+            log.warning(
+                "upload: answer counts %d fixes for a batch of %d; trusting the 200",
+                total,
+                len(batch),
+            )
         # A 200 means the whole batch is durable on the server (or rejected with a
         # reason): every fix of it leaves the buffer.
         self.buffer.remove(f.t for f in batch)
@@ -380,17 +330,22 @@ class Uplink:
             return
         if self._from_pending:
             self._pending.pop(0)
+        if len(batch) == 1:
+            self._unreadable_singles += 1
+        if self._unreadable_singles > _SINGLE_UNREADABLE_LIMIT:
+            # Single fixes keep failing: the server, not our fixes, is at fault. Stop
+            # bisecting until it reads a batch again, so the halves of old fixes don't
+            # hold back the live position, and let the retry back off.
+            self._pending.clear()
+            self._error("buffering", f"{message}; server can't read any batch, backing off")
+            return
         if len(batch) > 1:
             half = len(batch) // 2
             self._pending[:0] = [batch[:half], batch[half:]]
             self._error("buffering", f"{message}; splitting the batch of {len(batch)}")
             return
-        self._unreadable_singles += 1
-        if self._unreadable_singles > _SINGLE_UNREADABLE_LIMIT:
-            # Single fixes keep failing: the server, not our fixes, is at fault.
-            self._error("buffering", f"{message}; server can't read any batch, backing off")
-            return
         self.buffer.quarantine(batch, message)
         self.buffer.set_meta(quarantine_version=__version__)
-        log.error("upload: quarantined fix t=%s after %s (kept in the buffer file)",
-                  batch[0].t, message)
+        log.error(
+            "upload: quarantined fix t=%s after %s (kept in the buffer file)", batch[0].t, message
+        )

@@ -162,17 +162,22 @@ def test_read_only_view_while_writing(buf: Buffer) -> None:
 
 def test_reader_and_writer_threads(buf: Buffer) -> None:
     stop = threading.Event()
+    reading = threading.Event()
     seen: list[int] = []
 
     def reader() -> None:
         r = Buffer(buf.path)
         while not stop.is_set():
             seen.append(len(r.newest(50)))
+            reading.set()
             time.sleep(0.001)
         r.close()
 
     th = threading.Thread(target=reader)
     th.start()
+    # Without this the writer could finish before the reader's first read, and
+    # the test would prove nothing (and fail on `seen` being empty).
+    assert reading.wait(30)
     for f in fixes(300):
         buf.add(f)
     stop.set()
