@@ -80,6 +80,9 @@ def encode_positions(positions: list[LivePosition], now: datetime, offline_after
     for pos in positions:
         item = operator_view(pos, state_of(pos, now, offline_after_s))
         item["alt"] = pos.fix.alt
+        # The view shows the newer of the fix's and the heartbeat's battery; the
+        # wire carries the fix's own (the heartbeat travels on its own).
+        item["battery"], item["charge"] = pos.fix.battery, pos.fix.charge
         items.append(item)
     return _encode({"v": WIRE_VERSION, "positions": items})
 
@@ -168,6 +171,9 @@ def position_from_wire(item: dict[str, Any]) -> LivePosition:
             alt=_float(item.get("alt")),
             speed=_float(item.get("speed")),
             heading=_float(item.get("heading")),
+            accuracy=_float(item.get("accuracy")),
+            battery=_float(item.get("battery")),
+            charge=None if item.get("charge") is None else bool(item["charge"]),
         )
         return LivePosition(
             device_id=int(item["device_id"]),
