@@ -84,6 +84,7 @@ class LiveBus:
         self._outgoing_ready = asyncio.Event()
         self._subscriber: Subscriber | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._sending: set[asyncio.Task[None]] = set()  # heartbeats and events on their way
         self._resync_wanted = True
         self._next_resync = 0.0
         self._last_warning: dict[str, float] = {}
@@ -142,16 +143,21 @@ class LiveBus:
     async def publish_seen(self, device_id: int, seen: Seen) -> None:
         """A heartbeat (``Services.seen_publishers``): the vehicle may now be ``no_gps``."""
         self._apply_seen(device_id, seen, datetime.now(UTC))
-        await self._publish_event_message(encode_seen(device_id, seen), "heartbeat")
+        self._send_event_message(encode_seen(device_id, seen), "heartbeat")
 
     async def publish_event(self, event: Event, device: Device) -> None:
         """A new device event (``Services.event_publishers``) for every operator's stream."""
         item = event_json(event, device)
         self._apply_event(item, datetime.now(UTC))
-        await self._publish_event_message(encode_event(item), "event")
+        self._send_event_message(encode_event(item), "event")
+
+    def _send_event_message(self, data: bytes, what: str) -> None:
+        # In the background: the phone's answer never waits on Redis (the store has it).
+        task = asyncio.create_task(self._publish_event_message(data, what))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _publish_event_message(self, data: bytes, what: str) -> None:
-        # Never makes the phone's answer wait on Redis for long; the store has it anyway.
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await self.channels.wait_published(data, EVENTS)
@@ -213,6 +219,8 @@ class LiveBus:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._flush_outgoing()
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=1.0)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -163,3 +163,24 @@ def test_heartbeats_turn_an_offline_bus_into_no_gps_on_the_live_stream(
         assert form(f"{server.url}/", id=token, batt=30).json()["seen"] is True
         frame = ws.wait_for(lambda f: f["type"] == "state" and f["device_id"] == device.id)
         assert frame["state"] == "no_gps"
+
+
+def test_heartbeats_in_json_and_with_unreadable_readings(server: RunningServer) -> None:
+    device, token = server.add_device("phone-1")
+    # Traccar Client 9's JSON without coords is a heartbeat too.
+    body = {"device_id": token, "location": {"battery": {"level": 0.5, "is_charging": True}}}
+    r = httpx.post(f"{server.url}/osmand", json=body)
+    assert r.status_code == 200 and r.json()["seen"] is True, r.text
+    assert (fleet(server)[device.id]["battery"], fleet(server)[device.id]["charge"]) == (50.0, True)
+    # A heartbeat whose battery cannot be read still marks the phone seen (a 4xx would
+    # make it resend forever); the answer says what was ignored.
+    r = form(f"{server.url}/", id=token, batt="abc", alarm="not an alarm!")
+    assert r.status_code == 200, r.text
+    assert r.json()["seen"] is True
+    assert r.json()["ignored"] == [
+        "alarm: expected a name like 'sos', got 'not an alarm!'",
+        "batt: not a number: 'abc'",
+    ]
+    assert "alarm" not in r.json()
+    assert fleet(server)[device.id]["battery"] is None
+    assert server._with_store(lambda s: s.count_positions()) == 0

@@ -83,3 +83,54 @@ async def test_events_are_kept_once_and_read_by_time(store: Store) -> None:
     assert await store.events(phone, BASE + timedelta(seconds=1), BASE + timedelta(minutes=5)) == []
     with pytest.raises(LookupError):
         await store.add_event(Event(424242, "sos", BASE, RECEIVED))
+
+
+async def test_a_database_of_the_previous_version_is_upgraded_keeping_its_rows(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    first_only = tmp_path / "v1"
+    first_only.mkdir()
+    # Build the schema of the version before (migration 0001 only) with a fix in it.
+    if database_url is None:
+        import sqlite3
+
+        from server.store.sqlite_schema import MIGRATIONS
+
+        conn = sqlite3.connect(first_only / "bustracker.sqlite3")
+        conn.executescript(MIGRATIONS[0].read_text())
+        conn.execute("INSERT INTO devices (name, token_hash, created_at) VALUES ('bus-1', 'h', 0)")
+        conn.execute(
+            "INSERT INTO positions (device_id, fix_time, received_at, lat, lon)"
+            " VALUES (1, 1, 2, 45.0, 9.0)"
+        )
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+        conn.close()
+    else:
+        import asyncpg  # type: ignore[import-untyped]
+
+        from server.store.migrations import MIGRATIONS_DIR
+
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute((MIGRATIONS_DIR / "0001_init.sql").read_text())
+            await conn.execute(
+                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now());"
+                "INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init');"
+                "INSERT INTO devices (name, token_hash) VALUES ('bus-1', 'h');"
+                "INSERT INTO positions (device_id, fix_time, received_at, lat, lon, geog)"
+                " VALUES (1, now(), now(), 45.0, 9.0, 'SRID=4326;POINT(9 45)');"
+            )
+        finally:
+            await conn.close()
+    store = open_store(database_url, first_only)
+    assert await store.migrate() == ["0002_phones"]
+    await store.open()
+    try:
+        [device] = await store.list_devices()
+        assert await store.count_positions(device.id) == 1
+        await store.mark_seen(device.id, Seen(RECEIVED, battery=10.0))
+        assert [s.seen.battery for s in await store.seen_devices()] == [10.0]
+    finally:
+        await store.close()
