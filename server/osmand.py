@@ -9,8 +9,8 @@ never its name: knowing a bus's name must not be enough to report for it.
 A report without a position (no ``lat``/``lon``/``location``; in JSON no
 ``coords``) is a heartbeat: the phone is reachable, it just has no GPS fix to
 give. ``alarm`` (Traccar Client's SOS button sends ``alarm=sos``) raises an
-event, with or without a position. ``route`` in ``server/osmand_route.py``
-turns a Report into the shared ingest steps.
+event, with or without a position. ``server/osmand_route.py`` takes a
+Report through the shared ingest steps.
 """
 
 from __future__ import annotations
