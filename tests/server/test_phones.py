@@ -13,6 +13,7 @@ import httpx
 from server.model import FixIn
 from tests.server.live_client import access_token, live_ws
 from tests.server.running import RunningServer
+from tests.server.test_live_sse import sse
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -163,6 +164,20 @@ def test_heartbeats_turn_an_offline_bus_into_no_gps_on_the_live_stream(
         assert form(f"{server.url}/", id=token, batt=30).json()["seen"] is True
         frame = ws.wait_for(lambda f: f["type"] == "state" and f["device_id"] == device.id)
         assert frame["state"] == "no_gps"
+        # Riders are not shown a position without a fix as current: offline to them.
+        with live_ws(server.url, "/ws/public") as rider:
+            [vehicle] = rider.snapshot()["vehicles"]
+            assert (vehicle["label"], vehicle["state"]) == ("phone-1", "offline")
+
+
+def test_sos_reaches_operators_on_server_sent_events_too(server: RunningServer) -> None:
+    _, token = server.add_device("phone-1")
+    with sse(server, "/v1/live/stream", token=access_token(server)) as stream:
+        stream.wait_for(lambda f: f["type"] == "snapshot")
+        r = form(f"{server.url}/", id=token, alarm="sos")
+        assert r.json()["alarm"] == {"kind": "sos", "duplicate": False}, r.text
+        frame = stream.wait_for(lambda f: f["type"] == "event")
+        assert (frame["event"]["name"], frame["event"]["lat"]) == ("phone-1", None)
 
 
 def test_heartbeats_in_json_and_with_unreadable_readings(server: RunningServer) -> None:
