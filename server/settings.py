@@ -139,9 +139,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_telemetry=parse_rate(
             "RATE_LIMIT_TELEMETRY", env.get("RATE_LIMIT_TELEMETRY", "10")
         ),
-        rate_limit_osmand=parse_rate(
-            "RATE_LIMIT_OSMAND", env.get("RATE_LIMIT_OSMAND", "1800")
-        ),
+        rate_limit_osmand=parse_rate("RATE_LIMIT_OSMAND", env.get("RATE_LIMIT_OSMAND", "1800")),
         rate_limit_api=parse_rate("RATE_LIMIT_API", env.get("RATE_LIMIT_API", "100")),
         cors_origins=origins,
         log_level=level,
