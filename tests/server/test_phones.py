@@ -81,6 +81,10 @@ def test_a_heartbeat_shows_the_phone_reachable_without_gps(any_server: RunningSe
     other = vehicles[never_fixed.id]
     assert (other["state"], other["lat"], other["lon"], other["t"]) == ("no_gps", None, None, None)
     assert (other["name"], other["battery"]) == ("phone-2", 12.0)
+    # The device list says when each was last heard from, too.
+    r = httpx.get(f"{any_server.url}/v1/devices", headers=any_server.operator("viewer"))
+    listed = {d["id"]: d["last_seen"] for d in r.json()["devices"]}
+    assert listed == {device.id: phone["last_seen"], never_fixed.id: other["last_seen"]}
 
 
 def test_a_fix_carries_accuracy_battery_and_charge_to_the_fleet_view(
