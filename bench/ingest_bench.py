@@ -163,7 +163,8 @@ async def raw_insert_phase(
 
         async def one() -> int:
             device, rows = batches.take()
-            columns = list(zip(*rows, strict=True))
+            # The phone columns (accuracy, battery, charge) are absent, as from a bus unit.
+            columns = [*zip(*rows, strict=True), *([None] * len(rows) for _ in range(3))]
             async with pool.acquire() as conn:
                 row = await conn.fetchrow(_INSERT_BATCH, ids[device], *columns, datetime.now(UTC))
             return int(row["accepted"])

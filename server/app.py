@@ -18,13 +18,14 @@ from server import __version__
 from server.auth import TokenIssuer
 from server.device_tokens import DeviceTokens
 from server.devices import create_device, list_devices, revoke_device, rotate_device
+from server.events import device_events
 from server.fleet import fleet_live
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
 from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
 from server.openapi_docs import document
-from server.osmand import osmand
+from server.osmand_route import osmand
 from server.ratelimit import Limiter
 from server.services import Services
 from server.sessions import login, refresh
@@ -133,6 +134,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             create_device,
             rotate_device,
             revoke_device,
+            device_events,
             metrics_endpoint,
         ],
         lifespan=[lifespan],

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from litestar import Request, get, post
 from litestar.params import FromPath
 
 from server.auth import hash_device_token, new_device_token
+from server.fleet import iso
 from server.http import ApiError, current_user, services, store_unavailable
 from server.model import Device
 from server.store.base import Conflict, Store, StoreUnavailable
@@ -72,14 +74,28 @@ def parse_new_device(raw: bytes) -> tuple[str, str | None]:
     return name, _text(doc.get("route"), "route", required=False)
 
 
+async def last_heard(store: Store) -> dict[int, datetime]:
+    """When each device was last heard from: its newest fix's arrival or its last heartbeat."""
+    heard = {p.device_id: p.received_at for p in await store.live_positions()}
+    for s in await store.seen_devices():
+        heard[s.device_id] = max(s.seen.at, heard.get(s.device_id, s.seen.at))
+    return heard
+
+
 @get("/v1/devices", tags=["devices"], summary="List bus units")
 async def list_devices(request: Request[Any, Any, Any]) -> dict[str, Any]:
     await current_user(request, "viewer")
+    store = services(request).store
     try:
-        devices = await services(request).store.list_devices()
+        devices = await store.list_devices()
+        heard = await last_heard(store)
     except StoreUnavailable:
         raise store_unavailable() from None
-    return {"devices": [device_json(d) for d in devices]}
+    listed = []
+    for d in devices:
+        at = heard.get(d.id)
+        listed.append({**device_json(d), "last_seen": None if at is None else iso(at)})
+    return {"devices": listed}
 
 
 @post("/v1/devices", status_code=201, tags=["devices"], summary="Register a bus unit")

@@ -1,4 +1,9 @@
-"""``POST /v1/telemetry/location``: protocol v1 from bus agents into the store.
+"""The ingest sequence every protocol shares, and ``POST /v1/telemetry/location`` (protocol v1).
+
+Every protocol goes through the same steps: authenticate the device token
+(``admit``), charge its rate budget (``admit``), validate each fix, store the
+valid ones and publish the live position (``commit``). Only decoding differs:
+protocol v1 here, OsmAnd in ``server/osmand_route.py``.
 
 The answer is sent only after the store has committed, so an agent may drop
 whatever the answer covers: accepted, duplicate, or rejected with a reason.
@@ -17,9 +22,9 @@ from server.http import ApiError, services, store_unavailable
 from server.metrics import record_fixes
 from server.model import Device, LivePosition
 from server.services import Services
-from server.settings import Settings
+from server.settings import RateLimit, Settings
 from server.store.base import Store, StoreUnavailable
-from server.validation import BodyError, decode
+from server.validation import Batch, BodyError, decode
 
 
 @dataclass
@@ -29,19 +34,32 @@ class IngestAnswer:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     live: LivePosition | None = None
 
-    def body(self, settings: Settings) -> dict[str, Any]:
+    def body(self, settings: Settings, protocol: str = "v1") -> dict[str, Any]:
         return {
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
-            "limits": limits(settings),
+            "limits": limits(settings, protocol),
         }
 
 
-def limits(settings: Settings) -> dict[str, Any]:
-    """What an agent needs to plan its sends without provoking a 429."""
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A device let in: who it is and the rate-limit headers every answer carries."""
+
+    device: Device
+    headers: dict[str, str]
+
+
+def limits(settings: Settings, protocol: str = "v1") -> dict[str, Any]:
+    """What a sender needs to plan its sends without provoking a 429."""
+    budget: dict[str, Any]
+    if protocol == "osmand":
+        budget = {"fixes_per_minute": settings.rate_limit_osmand.per_minute}
+    else:
+        budget = {"requests_per_minute": settings.rate_limit_telemetry.per_minute}
     return {
-        "requests_per_minute": settings.rate_limit_telemetry.per_minute,
+        **budget,
         "max_batch": settings.max_batch,
         "max_body_bytes": settings.max_body_bytes,
     }
@@ -51,28 +69,9 @@ def limit_headers(settings: Settings) -> dict[str, str]:
     return {"X-Max-Batch": str(settings.max_batch)}
 
 
-async def ingest(
-    store: Store,
-    device: Device,
-    raw: bytes,
-    content_encoding: str | None,
-    now: datetime,
-    settings: Settings,
-) -> IngestAnswer:
-    """Decode, validate and store one request body. Raises BodyError or StoreUnavailable."""
-    batch = decode(
-        raw,
-        content_encoding,
-        now,
-        max_batch=settings.max_batch,
-        max_body_bytes=settings.max_body_bytes,
-        future_tolerance=timedelta(seconds=settings.future_tolerance_s),
-    )
-    rejected = [{"index": r.index, "reason": r.reason} for r in batch.rejected]
-    if not batch.fixes:
-        return IngestAnswer(0, 0, rejected)
-    result = await store.insert_fixes(device.id, [fix for _, fix in batch.fixes], now)
-    return IngestAnswer(result.accepted, result.duplicates, rejected, result.live)
+def budget(settings: Settings, protocol: str) -> RateLimit:
+    """Protocol v1 is budgeted per request; OsmAnd senders per fix (docs/decisions.md)."""
+    return settings.rate_limit_osmand if protocol == "osmand" else settings.rate_limit_telemetry
 
 
 async def authenticate_device(svc: Services, token: str | None, missing: str) -> Device:
@@ -90,39 +89,92 @@ async def authenticate_device(svc: Services, token: str | None, missing: str) ->
     return device
 
 
+async def admit(
+    svc: Services, token: str | None, missing: str, protocol: str, cost: int = 1
+) -> Admission:
+    """Steps 1 and 2: the device behind the token, charged ``cost`` of its budget; or 401/429."""
+    settings = svc.settings
+    device = await authenticate_device(svc, token, missing)
+    rate = budget(settings, protocol)
+    scope = "osmand" if protocol == "osmand" else "telemetry"
+    decision = await svc.limiter.hit(rate, scope, f"device:{device.id}", cost)
+    headers = {**decision.headers(), **limit_headers(settings)}
+    if not decision.allowed:
+        raise ApiError(
+            429, "rate limit exceeded", headers=headers, limits=limits(settings, protocol)
+        )
+    return Admission(device, headers)
+
+
+async def store_batch(store: Store, device: Device, batch: Batch, now: datetime) -> IngestAnswer:
+    """Step 3: store the valid fixes of a validated batch. Raises StoreUnavailable."""
+    rejected = [{"index": r.index, "reason": r.reason} for r in batch.rejected]
+    if not batch.fixes:
+        return IngestAnswer(0, 0, rejected)
+    result = await store.insert_fixes(device.id, [fix for _, fix in batch.fixes], now)
+    return IngestAnswer(result.accepted, result.duplicates, rejected, result.live)
+
+
+async def commit(
+    request: Request[Any, Any, Any],
+    admission: Admission,
+    batch: Batch,
+    now: datetime,
+    protocol: str,
+) -> IngestAnswer:
+    """Steps 3 and 4: store (503 while the store is away), count, publish the live position."""
+    svc = services(request)
+    try:
+        answer = await store_batch(svc.store, admission.device, batch, now)
+    except StoreUnavailable:
+        raise store_unavailable(admission.headers) from None
+    reasons = [r["reason"] for r in answer.rejected]
+    record_fixes(request, protocol, answer.accepted, answer.duplicates, reasons)
+    if answer.live is not None:
+        await svc.publish(answer.live)
+    return answer
+
+
+def decode_v1(raw: bytes, content_encoding: str | None, now: datetime, settings: Settings) -> Batch:
+    """A protocol v1 body, decoded and validated fix by fix. Raises BodyError."""
+    return decode(
+        raw,
+        content_encoding,
+        now,
+        max_batch=settings.max_batch,
+        max_body_bytes=settings.max_body_bytes,
+        future_tolerance=timedelta(seconds=settings.future_tolerance_s),
+    )
+
+
+async def ingest(
+    store: Store,
+    device: Device,
+    raw: bytes,
+    content_encoding: str | None,
+    now: datetime,
+    settings: Settings,
+) -> IngestAnswer:
+    """Decode, validate and store one v1 body. Raises BodyError or StoreUnavailable."""
+    return await store_batch(store, device, decode_v1(raw, content_encoding, now, settings), now)
+
+
 @post("/v1/telemetry/location", status_code=200, tags=["telemetry"], summary="Upload fixes")
 async def post_location(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     svc = services(request)
     settings = svc.settings
-    device = await authenticate_device(
-        svc, bearer(request.headers.get("authorization")), "missing device token"
-    )
-    decision = await svc.limiter.hit(
-        settings.rate_limit_telemetry, "telemetry", f"device:{device.id}"
-    )
-    headers = {**decision.headers(), **limit_headers(settings)}
-    if not decision.allowed:
-        raise ApiError(429, "rate limit exceeded", headers=headers, limits=limits(settings))
+    token = bearer(request.headers.get("authorization"))
+    admission = await admit(svc, token, "missing device token", "v1")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_body_bytes:
-        raise ApiError(413, f"body larger than {settings.max_body_bytes} bytes", headers=headers)
-    raw = await request.body()
-    try:
-        answer = await ingest(
-            svc.store,
-            device,
-            raw,
-            request.headers.get("content-encoding"),
-            datetime.now(UTC),
-            settings,
+        raise ApiError(
+            413, f"body larger than {settings.max_body_bytes} bytes", headers=admission.headers
         )
+    raw = await request.body()
+    now = datetime.now(UTC)
+    try:
+        batch = decode_v1(raw, request.headers.get("content-encoding"), now, settings)
     except BodyError as exc:
-        raise ApiError(exc.status, exc.reason, headers=headers, **exc.extra) from None
-    except StoreUnavailable:
-        raise store_unavailable(headers) from None
-    record_fixes(
-        request, "v1", answer.accepted, answer.duplicates, [r["reason"] for r in answer.rejected]
-    )
-    if answer.live is not None:
-        await svc.publish(answer.live)
-    return Response(answer.body(settings), status_code=200, headers=headers)
+        raise ApiError(exc.status, exc.reason, headers=admission.headers, **exc.extra) from None
+    answer = await commit(request, admission, batch, now, "v1")
+    return Response(answer.body(settings), status_code=200, headers=admission.headers)

@@ -23,6 +23,44 @@ class FixIn:
     hdop: float | None = None
     sats: int | None = None
     mode: int | None = None
+    # What phones report with a fix (OsmAnd): horizontal accuracy in metres,
+    # battery in percent, and whether the phone is charging.
+    accuracy: float | None = None
+    battery: float | None = None
+    charge: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A device's latest request without a position (a phone's heartbeat)."""
+
+    at: datetime  # when the server received it
+    battery: float | None = None
+    charge: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSeen:
+    """A device's last heartbeat, with what readers need to list it."""
+
+    device_id: int
+    name: str
+    seen: Seen
+    route: str | None = None
+    in_service: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a device raised (``kind``: ``sos``), kept in its history."""
+
+    device_id: int
+    kind: str
+    t: datetime  # when the device says it happened
+    received_at: datetime
+    lat: float | None = None
+    lon: float | None = None
+    id: int | None = None  # set once stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +90,8 @@ class LivePosition:
     received_at: datetime
     route: str | None = None
     in_service: bool = True
+    # The device's last heartbeat, when it has sent any (see ``Seen``).
+    seen: Seen | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,9 +94,11 @@ _OSMAND_PARAMS = [
     ("speed", "knots"),
     ("bearing", "degrees true (also 'heading')"),
     ("altitude", "metres"),
-    ("accuracy", "metres; accepted, not stored"),
+    ("accuracy", "metres"),
     ("hdop", ""),
-    ("batt", "percent; accepted, not stored"),
+    ("batt", "battery, percent"),
+    ("charge", "true while the phone charges"),
+    ("alarm", "'sos' (Traccar Client's SOS button) raises an event"),
     ("valid", "false or 0 marks the fix as not valid"),
 ]
 
@@ -113,7 +115,14 @@ def _osmand_json() -> RequestBody:
         },
         ["latitude", "longitude"],
     )
-    location = _obj({"timestamp": _str("ISO 8601"), "coords": coords}, ["coords"])
+    battery = _obj(
+        {
+            "level": _num(description="0..1; -1 unknown"),
+            "is_charging": Schema(type=OpenAPIType.BOOLEAN),
+        }
+    )
+    # Without coords, a location is a heartbeat.
+    location = _obj({"timestamp": _str("ISO 8601"), "coords": coords, "battery": battery})
     body = _obj(
         {
             "device_id": _str("the device token"),
@@ -152,15 +161,17 @@ def document(app: Litestar, settings: Settings) -> None:
         ("/v1/auth/refresh", "post"): _REFRESH,
         ("/v1/devices", "post"): _NEW_DEVICE,
         ("/osmand", "post"): _osmand_json(),
+        ("/", "post"): _osmand_json(),
     }
     for (path, method), body in bodies.items():
         operation = _operation(paths, path, method)
         if operation is not None and operation.request_body is None:
             operation.request_body = body
-    for method in ("get", "post"):
-        operation = _operation(paths, "/osmand", method)
-        if operation is not None and not operation.parameters:
-            operation.parameters = _osmand_params()
+    for path in ("/osmand", "/"):
+        for method in ("get", "post"):
+            operation = _operation(paths, path, method)
+            if operation is not None and not operation.parameters:
+                operation.parameters = _osmand_params()
     # Optional to Litestar so that a missing one is our 422, not its 400.
     nearby = _operation(paths, "/v1/fleet/nearby", "get")
     for parameter in (nearby.parameters or []) if nearby is not None else []:

@@ -1,37 +1,30 @@
-"""``/osmand``: the OsmAnd protocol, so a phone running Traccar Client can be a bus unit.
+"""The OsmAnd protocol (Traccar Client, OsmAnd, many trackers), decoded. Pure: no I/O.
 
-What senders post (Traccar Client, OsmAnd, many trackers): one fix per request
-as query parameters (``POST /osmand?id=…&timestamp=…&lat=…&lon=…&speed=…``,
-empty body), the same as a form body, or the JSON variant of Traccar Client 9
-(``{"device_id": …, "location": {"timestamp": ISO, "coords": {…}}}``, where
-``location`` may also be a list). ``id`` carries the device's *token*, never its
-name: knowing a bus's name must not be enough to report for it.
+What senders post: one report per request as query parameters (``POST
+/?id=…&timestamp=…&lat=…&lon=…&speed=…``, empty body), the same as a form body,
+or the JSON variant of Traccar Client 9 (``{"device_id": …, "location": {…}}``,
+where ``location`` may also be a list). ``id`` carries the device's *token*,
+never its name: knowing a bus's name must not be enough to report for it.
 
-Answers follow from how these clients behave: anything but a 200 makes them
-keep the fix and resend it (oldest first) every 30 s, forever. So a fix that
-can be read but fails validation is answered 200 with the reason, as in
-protocol v1; only a wrong token (401), a full rate limit (429), an unreadable
-request (4xx) or a store that is away (503) are refused.
+A report without a position (no ``lat``/``lon``/``location``; in JSON no
+``coords``) is a heartbeat: the phone is reachable, it just has no GPS fix to
+give. ``alarm`` (Traccar Client's SOS button sends ``alarm=sos``) raises an
+event, with or without a position. ``server/osmand_route.py`` takes a
+Report through the shared ingest steps.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from litestar import Request, Response, route
-
-from server.http import ApiError, services, store_unavailable
-from server.ingest import authenticate_device, limit_headers, limits
-from server.metrics import record_fixes
-from server.model import FixIn
-from server.store.base import StoreUnavailable
-from server.validation import BodyError, validate_fix
+from server.validation import BodyError
 
 KNOTS_TO_MS = 1852 / 3600
 # Epoch values above this are milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
@@ -39,17 +32,45 @@ _EPOCH_MS_THRESHOLD = 1e11
 # A form body has a handful of fields; parse_qsl refuses more than this.
 _MAX_FORM_FIELDS = 64
 _FALSE = {"false", "0", "no"}
+_TRUE = {"true", "1", "yes"}
+_POSITION_KEYS = frozenset({"lat", "lon", "location"})
+# Alarm names as trackers send them (sos, general, lowBattery, …): a short word.
+_ALARM = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+ACCURACY_MAX_M = 100_000.0
 
 T = TypeVar("T")
-Fix = dict[str, Any] | ValueError
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One fix as read: ``wire`` in protocol v1 shape (judged by ``validate_fix``) and extras."""
+
+    wire: dict[str, Any]
+    accuracy: float | None = None
+    battery: float | None = None
+    charge: bool | None = None
+
+
+Fix = Reading | ValueError
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A decoded request: who it claims to be and its fixes in v1 shape (or why not)."""
+    """A decoded request: who it claims to be, its fixes (or why not) and what else it says."""
 
     token: str | None
     fixes: list[Fix]
+    # For a heartbeat (no fixes): the phone's battery (percent) and charging state.
+    battery: float | None = None
+    charge: bool | None = None
+    # ``alarm`` and the time the report gives (its ``timestamp``; None: unreadable or absent).
+    alarm: str | None = None
+    t: datetime | None = None
+    problems: list[str] = field(default_factory=list)  # readings dropped, with reasons
+
+    @property
+    def heartbeat(self) -> bool:
+        return not self.fixes
 
 
 def osmand_time(value: str) -> datetime:
@@ -79,9 +100,12 @@ def osmand_time(value: str) -> datetime:
 
 def _float(field: str, value: str) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ValueError(f"{field}: not a number: {value[:40]!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{field}: must be a finite number")
+    return number
 
 
 def _optional(field: str, value: str | None) -> float | None:
@@ -92,12 +116,32 @@ def _optional(field: str, value: str | None) -> float | None:
     return None if number < 0 else number
 
 
-def fix_from_params(params: Mapping[str, str], now: datetime) -> dict[str, Any]:
-    """One query/form report as a protocol v1 fix; ValueError names the bad field.
+def _bounded(field: str, value: float | None, hi: float) -> float | None:
+    if value is not None and value > hi:
+        raise ValueError(f"{field}: {value} outside 0..{hi:g}")
+    return value
 
-    Speed arrives in knots. ``accuracy`` (metres) and ``batt`` are accepted and
-    not stored: the store keeps GPS fields only. Without ``timestamp`` the fix
-    is dated when it arrived, as Traccar does.
+
+def _flag(field: str, value: str | None) -> bool | None:
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{field}: expected true or false, got {value[:40]!r}")
+
+
+def battery_from_params(params: Mapping[str, str]) -> tuple[float | None, bool | None]:
+    """``batt`` (percent; ``battery`` also) and ``charge``; ValueError names the bad one."""
+    batt = _optional("batt", params.get("batt", params.get("battery")))
+    return _bounded("batt", batt, 100.0), _flag("charge", params.get("charge"))
+
+
+def fix_from_params(params: Mapping[str, str], now: datetime) -> Reading:
+    """One query/form report with a position; ValueError names the bad field.
+
+    Speed arrives in knots. Without ``timestamp`` the fix is dated when it
+    arrived, as Traccar does.
     """
     if params.get("valid", "").strip().lower() in _FALSE:
         raise ValueError("valid: the sender marked this fix as not valid")
@@ -116,7 +160,8 @@ def fix_from_params(params: Mapping[str, str], now: datetime) -> dict[str, Any]:
     speed_kn = _optional("speed", params.get("speed"))
     heading = params.get("bearing", params.get("heading"))
     alt = params.get("altitude")
-    return {
+    battery, charge = battery_from_params(params)
+    wire = {
         "t": t.isoformat(),
         "lat": lat,
         "lon": lon,
@@ -125,18 +170,38 @@ def fix_from_params(params: Mapping[str, str], now: datetime) -> dict[str, Any]:
         "alt": _float("alt", alt) if alt and alt.strip() else None,
         "hdop": _optional("hdop", params.get("hdop")),
     }
+    accuracy = _bounded("accuracy", _optional("accuracy", params.get("accuracy")), ACCURACY_MAX_M)
+    return Reading(wire, accuracy, battery, charge)
 
 
 def _reading(coords: Mapping[str, Any], key: str) -> Any:
-    """A JSON coordinate; the background-geolocation SDK sends -1 for unknown."""
+    """A JSON number; the background-geolocation SDK sends -1 for unknown."""
     value = coords.get(key)
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         return None
     return value
 
 
-def fix_from_json(location: Any, now: datetime) -> dict[str, Any]:
-    """One ``location`` object of the JSON variant as a v1 fix. Speed is m/s here."""
+def _json_number(field: str, value: Any, hi: float, scale: float = 1.0) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{field}: must be a number")
+    return None if value < 0 else _bounded(field, value * scale, hi)
+
+
+def json_battery(location: Mapping[str, Any]) -> tuple[float | None, bool | None]:
+    """``battery.level`` (0..1, as percent) and ``battery.is_charging`` of a JSON location."""
+    battery = location.get("battery")
+    if not isinstance(battery, dict):
+        return None, None
+    level = _json_number("battery.level", battery.get("level"), 100.0, scale=100.0)
+    charging = battery.get("is_charging")
+    return level, charging if isinstance(charging, bool) else None
+
+
+def fix_from_json(location: Any, now: datetime) -> Reading:
+    """One ``location`` object of the JSON variant with ``coords``. Speed is m/s here."""
     if not isinstance(location, dict):
         raise ValueError("fix must be a JSON object")
     coords = location.get("coords")
@@ -151,7 +216,7 @@ def fix_from_json(location: Any, now: datetime) -> dict[str, Any]:
         t = osmand_time(stamp).isoformat()
     else:
         t = stamp  # numbers and wrong types are judged by validate_fix
-    return {
+    wire = {
         "t": t,
         "lat": coords.get("latitude"),
         "lon": coords.get("longitude"),
@@ -159,19 +224,66 @@ def fix_from_json(location: Any, now: datetime) -> dict[str, Any]:
         "heading": _reading(coords, "heading"),
         "alt": coords.get("altitude"),
     }
+    accuracy = _json_number("accuracy", coords.get("accuracy"), ACCURACY_MAX_M)
+    return Reading(wire, accuracy, *json_battery(location))
 
 
-def _params(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    # The last value wins when a name repeats, as in Traccar's decoder.
-    return dict(pairs)
-
-
-def _attempt(make: Callable[[T, datetime], dict[str, Any]], raw: T, now: datetime) -> Fix:
+def _attempt(make: Callable[[T, datetime], Reading], raw: T, now: datetime) -> Fix:
     """The fix, or the ValueError saying why it cannot be read: one bad fix is no bad body."""
     try:
         return make(raw, now)
     except ValueError as exc:
         return exc
+
+
+def _report_time(stamp: Any) -> datetime | None:
+    if not isinstance(stamp, str) or not stamp.strip():
+        return None
+    try:
+        return osmand_time(stamp)
+    except ValueError:
+        return None
+
+
+def _alarm(value: Any, problems: list[str]) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and _ALARM.match(value.strip()):
+        return value.strip()
+    problems.append(f"alarm: expected a name like 'sos', got {str(value)[:40]!r}")
+    return None
+
+
+def _decode_json(body: bytes, params: Mapping[str, str], now: datetime, max_batch: int) -> Report:
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BodyError(422, f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BodyError(422, "body is nested too deeply") from None
+    if not isinstance(doc, dict) or "location" not in doc:
+        raise BodyError(422, "JSON body must be an object with 'location'")
+    token = doc.get("device_id", params.get("id", params.get("deviceid")))
+    locations = doc["location"] if isinstance(doc["location"], list) else [doc["location"]]
+    if len(locations) > max_batch:
+        raise BodyError(413, f"{len(locations)} locations; at most {max_batch}")
+    with_coords = [loc for loc in locations if not isinstance(loc, dict) or "coords" in loc]
+    problems: list[str] = []
+    last = locations[-1] if locations and isinstance(locations[-1], dict) else {}
+    try:
+        battery, charge = json_battery(last)
+    except ValueError as exc:
+        problems.append(str(exc))
+        battery = charge = None
+    return Report(
+        token if isinstance(token, str) else None,
+        [_attempt(fix_from_json, loc, now) for loc in with_coords],
+        battery,
+        charge,
+        _alarm(last.get("alarm"), problems),
+        _report_time(last.get("timestamp")),
+        problems,
+    )
 
 
 def decode(
@@ -181,97 +293,37 @@ def decode(
     now: datetime,
     max_batch: int,
 ) -> Report:
-    """Read a request in any of the three shapes. Pure; BodyError for an unreadable one."""
-    params = _params(query)
+    """Read a request in any of the three shapes. BodyError for an unreadable one."""
+    # The last value wins when a name repeats, as in Traccar's decoder.
+    params = dict(query)
     stripped = body.lstrip()
     is_json = "json" in (content_type or "").lower() or stripped[:1] in (b"{", b"[")
     if stripped and is_json:
-        try:
-            doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BodyError(422, f"body is not JSON: {exc}") from None
-        except RecursionError:
-            raise BodyError(422, "body is nested too deeply") from None
-        if not isinstance(doc, dict) or "location" not in doc:
-            raise BodyError(422, "JSON body must be an object with 'location'")
-        token = doc.get("device_id", params.get("id", params.get("deviceid")))
-        locations = doc["location"] if isinstance(doc["location"], list) else [doc["location"]]
-        if len(locations) > max_batch:
-            raise BodyError(413, f"{len(locations)} locations; at most {max_batch}")
-        return Report(
-            token if isinstance(token, str) else None,
-            [_attempt(fix_from_json, loc, now) for loc in locations],
-        )
-    if stripped and not ({"lat", "lon", "location"} & params.keys()):
+        return _decode_json(body, params, now, max_batch)
+    if stripped and not (_POSITION_KEYS & params.keys()):
         try:
             form = parse_qsl(
                 body.decode("utf-8"), keep_blank_values=True, max_num_fields=_MAX_FORM_FIELDS
             )
         except (UnicodeDecodeError, ValueError):
             raise BodyError(422, "body is neither JSON nor a form") from None
-        params = {**params, **_params(form)}
-    token = params.get("id", params.get("deviceid"))
-    return Report(token or None, [_attempt(fix_from_params, params, now)])
-
-
-@route(
-    "/osmand",
-    http_method=["GET", "POST"],
-    status_code=200,
-    tags=["telemetry"],
-    summary="Upload one fix in the OsmAnd protocol (Traccar Client)",
-)
-async def osmand(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
-    svc = services(request)
-    settings = svc.settings
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > settings.max_body_bytes:
-        raise ApiError(413, f"body larger than {settings.max_body_bytes} bytes")
-    body = await request.body()
-    now = datetime.now(UTC)
-    try:
-        report = decode(
-            [(str(k), str(v)) for k, v in request.query_params.multi_items()],
-            body,
-            request.headers.get("content-type"),
-            now,
-            settings.max_batch,
+        params = {**params, **dict(form)}
+    token = params.get("id", params.get("deviceid")) or None
+    problems: list[str] = []
+    alarm = _alarm(params.get("alarm"), problems)
+    t = _report_time(params.get("timestamp"))
+    if _POSITION_KEYS & params.keys():
+        return Report(
+            token, [_attempt(fix_from_params, params, now)], None, None, alarm, t, problems
         )
-    except BodyError as exc:
-        raise ApiError(exc.status, exc.reason) from None
-    device = await authenticate_device(
-        svc, report.token, "missing device token: put it in the 'id' parameter"
-    )
-    decision = await svc.limiter.hit(
-        settings.rate_limit_telemetry, "telemetry", f"device:{device.id}"
-    )
-    headers = {**decision.headers(), **limit_headers(settings)}
-    if not decision.allowed:
-        raise ApiError(429, "rate limit exceeded", headers=headers, limits=limits(settings))
-    tolerance = timedelta(seconds=settings.future_tolerance_s)
-    good: list[FixIn] = []
-    rejected: list[dict[str, Any]] = []
-    for index, raw in enumerate(report.fixes):
-        try:
-            if isinstance(raw, ValueError):
-                raise raw
-            good.append(validate_fix(raw, now, tolerance))
-        except ValueError as exc:
-            rejected.append({"index": index, "reason": str(exc)})
-    accepted = duplicates = 0
-    if good:
-        try:
-            result = await svc.store.insert_fixes(device.id, good, now)
-        except StoreUnavailable:
-            raise store_unavailable(headers) from None
-        accepted, duplicates = result.accepted, result.duplicates
-        if result.live is not None:
-            await svc.publish(result.live)
-    record_fixes(request, "osmand", accepted, duplicates, [r["reason"] for r in rejected])
-    body_out = {
-        "accepted": accepted,
-        "duplicates": duplicates,
-        "rejected": rejected,
-        "limits": limits(settings),
-    }
-    return Response(body_out, status_code=200, headers=headers)
+    try:
+        battery, charge = battery_from_params(params)
+    except ValueError as exc:
+        problems.append(str(exc))
+        battery = charge = None
+    return Report(token, [], battery, charge, alarm, t, problems)
+
+
+def has_token(query: Mapping[str, str]) -> bool:
+    """Whether a query string names a device (so ``/`` is a report, not a browser)."""
+    return bool(query.get("id") or query.get("deviceid"))

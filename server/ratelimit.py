@@ -60,15 +60,17 @@ class MemoryWindows:
         self._since_sweep = 0
         self._longest_window_s = 0.0
 
-    def hit(self, key: str, count: int, window_s: float, now: float) -> tuple[bool, int, float]:
-        """Record a hit if the window has room: ``(allowed, remaining, reset_at)``."""
+    def hit(
+        self, key: str, count: int, window_s: float, now: float, cost: int = 1
+    ) -> tuple[bool, int, float]:
+        """Record ``cost`` hits if the window has room: ``(allowed, remaining, reset_at)``."""
         self._longest_window_s = max(self._longest_window_s, window_s)
         hits = self._hits.setdefault(key, deque())
         while hits and hits[0] <= now - window_s:
             hits.popleft()
-        allowed = len(hits) < count
+        allowed = len(hits) + cost <= count
         if allowed:
-            hits.append(now)
+            hits.extend([now] * cost)
         self._since_sweep += 1
         if self._since_sweep >= self.SWEEP_EVERY:
             self._sweep(now)
@@ -106,8 +108,10 @@ class Limiter:
             self._items[rate] = item
         return item
 
-    async def hit(self, rate: RateLimit, scope: str, identity: str) -> Decision:
-        """Count one request of ``identity`` against ``rate``.
+    async def hit(self, rate: RateLimit, scope: str, identity: str, cost: int = 1) -> Decision:
+        """Count one request of ``identity`` against ``rate``; it uses ``cost`` of the budget.
+
+        A cost above the whole budget is refused: it could never fit.
 
         A Redis outage must not take ingest down with it: the request is let
         through (and logged) rather than answered 503, since the store is the
@@ -116,12 +120,14 @@ class Limiter:
         now = time.time()
         if self._memory is not None:
             key = f"{scope}/{identity}/{rate.policy()}"
-            allowed, remaining, reset_at = self._memory.hit(key, rate.count, rate.per_seconds, now)
+            allowed, remaining, reset_at = self._memory.hit(
+                key, rate.count, rate.per_seconds, now, cost
+            )
             reset = max(0, math.ceil(reset_at - now))
             return Decision(allowed, rate.count, remaining, reset, rate.policy())
         item = self._item(rate)
         try:
-            allowed = await self._strategy.hit(item, scope, identity)
+            allowed = await self._strategy.hit(item, scope, identity, cost=cost)
             stats = await self._strategy.get_window_stats(item, scope, identity)
         except Exception as exc:  # the storage backends raise their own error types
             log.warning("rate limiter unavailable, letting request through: %s", exc)

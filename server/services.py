@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 
 from server.auth import TokenIssuer
 from server.device_tokens import DeviceTokens
-from server.model import LivePosition
+from server.model import Device, Event, LivePosition, Seen
 from server.ratelimit import Limiter
 from server.settings import Settings
 from server.store.base import Store
 
 Publisher = Callable[[LivePosition], Awaitable[None]]
+EventPublisher = Callable[[Event, Device], Awaitable[None]]
+SeenPublisher = Callable[[int, Seen], Awaitable[None]]
 
 
 @dataclass
@@ -24,7 +26,18 @@ class Services:
     devices: DeviceTokens
     # Called with each live position an accepted batch moved forward (the live bus).
     publishers: list[Publisher] = field(default_factory=list)
+    # Called with each newly stored device event (SOS) and each heartbeat.
+    event_publishers: list[EventPublisher] = field(default_factory=list)
+    seen_publishers: list[SeenPublisher] = field(default_factory=list)
 
     async def publish(self, position: LivePosition) -> None:
         for publish in self.publishers:
             await publish(position)
+
+    async def publish_event(self, event: Event, device: Device) -> None:
+        for publish in self.event_publishers:
+            await publish(event, device)
+
+    async def publish_seen(self, device_id: int, seen: Seen) -> None:
+        for publish in self.seen_publishers:
+            await publish(device_id, seen)

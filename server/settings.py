@@ -45,6 +45,8 @@ class Settings:
     jwt_access_expiry_s: int = 15 * 60
     jwt_refresh_expiry_s: int = 7 * 86400
     rate_limit_telemetry: RateLimit = RateLimit(10, 60)
+    # OsmAnd senders (phones) are budgeted per fix, not per request (docs/decisions.md).
+    rate_limit_osmand: RateLimit = RateLimit(1800, 60)
     rate_limit_api: RateLimit = RateLimit(100, 60)
     cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
@@ -137,6 +139,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rate_limit_telemetry=parse_rate(
             "RATE_LIMIT_TELEMETRY", env.get("RATE_LIMIT_TELEMETRY", "10")
         ),
+        rate_limit_osmand=parse_rate("RATE_LIMIT_OSMAND", env.get("RATE_LIMIT_OSMAND", "1800")),
         rate_limit_api=parse_rate("RATE_LIMIT_API", env.get("RATE_LIMIT_API", "100")),
         cors_origins=origins,
         log_level=level,

@@ -25,6 +25,8 @@ class LivePlugin(InitPluginProtocol):
     def __init__(self, svc: Services, *, frame_interval_s: float = 0.25) -> None:
         self.bus = LiveBus(svc.settings, svc.store, frame_interval_s=frame_interval_s)
         svc.publishers.append(self.bus.publish)
+        svc.event_publishers.append(self.bus.publish_event)
+        svc.seen_publishers.append(self.bus.publish_seen)
         install_log_redaction()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:

@@ -61,7 +61,8 @@ async def authenticate(svc: Services, token: str | None) -> tuple[Principal, dat
     return principal, token_expiry(token)
 
 
-_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"]*")
+# Operators' access tokens (``token``) and devices' tokens in OsmAnd reports (``id``).
+_TOKEN_IN_QUERY = re.compile(r"([?&](?:token|id|deviceid)=)[^&\s\"]*")
 
 
 def redact(text: str) -> str:
@@ -69,7 +70,7 @@ def redact(text: str) -> str:
 
 
 class RedactTokens(logging.Filter):
-    """Keep ``?token=…`` out of the server's access log lines.
+    """Keep ``?token=…`` (and OsmAnd's ``?id=…``) out of the server's access log lines.
 
     uvicorn logs the path with its query for every request and WebSocket; an
     access token there would be readable by anyone with the logs for its

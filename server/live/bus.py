@@ -3,7 +3,8 @@
 Two fixed channels, whatever the fleet or the number of screens:
 
 - ``bustracker.live.positions``: batches of live positions, as ingest moved them;
-- ``bustracker.live.events``: operator changes to a vehicle (service, route).
+- ``bustracker.live.events``: operator changes to a vehicle (service, route),
+  devices' heartbeats (a phone heard from without GPS) and device events (SOS).
 
 A channel per vehicle, route or client would be created on demand and never
 cleaned up (Litestar's channels keep every name they saw), and per-client
@@ -30,6 +31,7 @@ from litestar import Litestar
 from litestar.channels import ChannelsPlugin, Subscriber
 from redis.asyncio import Redis
 
+from server.events import event_json
 from server.live.backend import make_backend, redis_client
 from server.live.client import CLOSE_GOING_AWAY
 from server.live.hub import Hub
@@ -39,10 +41,15 @@ from server.live.views import (
     decode_message,
     device_from_wire,
     encode_device,
+    encode_event,
     encode_positions,
+    encode_seen,
+    event_frame,
+    event_from_wire,
     position_from_wire,
+    seen_from_wire,
 )
-from server.model import Device, LivePosition
+from server.model import Device, Event, LivePosition, Seen
 from server.settings import Settings
 from server.store.base import Store
 
@@ -77,6 +84,7 @@ class LiveBus:
         self._outgoing_ready = asyncio.Event()
         self._subscriber: Subscriber | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._sending: set[asyncio.Task[None]] = set()  # heartbeats and events on their way
         self._resync_wanted = True
         self._next_resync = 0.0
         self._last_warning: dict[str, float] = {}
@@ -132,6 +140,41 @@ class LiveBus:
             self._warn("publish", "live bus: device change not published: %r", exc)
             return False
 
+    async def publish_seen(self, device_id: int, seen: Seen) -> None:
+        """A heartbeat (``Services.seen_publishers``): the vehicle may now be ``no_gps``."""
+        self._apply_seen(device_id, seen, datetime.now(UTC))
+        self._send_event_message(encode_seen(device_id, seen), "heartbeat")
+
+    async def publish_event(self, event: Event, device: Device) -> None:
+        """A new device event (``Services.event_publishers``) for every operator's stream."""
+        item = event_json(event, device)
+        self._apply_event(item, datetime.now(UTC))
+        self._send_event_message(encode_event(item), "event")
+
+    def _send_event_message(self, data: bytes, what: str) -> None:
+        # In the background: the phone's answer never waits on Redis (the store has it).
+        task = asyncio.create_task(self._publish_event_message(data, what))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _publish_event_message(self, data: bytes, what: str) -> None:
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self.channels.wait_published(data, EVENTS)
+        except Exception as exc:
+            self._warn("publish", "live bus: %s not published: %r", what, exc)
+
+    def _apply_seen(self, device_id: int, seen: Seen, now: datetime) -> None:
+        vehicle = self.hub.vehicles.get(device_id)
+        if vehicle is None:
+            return  # never placed on the map: /v1/fleet/live lists it
+        if vehicle.pos.seen is not None and vehicle.pos.seen.at >= seen.at:
+            return
+        self.hub.apply_attrs(device_id, {"seen": seen}, seen.at, now)
+
+    def _apply_event(self, item: dict[str, Any], now: datetime) -> None:
+        self.hub.apply_event(int(item["id"]), event_frame(item, now))
+
     def request_resync(self) -> None:
         """Reload live positions from the store soon (the bus may have lost messages)."""
         self._resync_wanted = True
@@ -176,6 +219,8 @@ class LiveBus:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(1.0):
                 await self._flush_outgoing()
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=1.0)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -233,8 +278,12 @@ class LiveBus:
         elif "device" in message:
             device_id, attrs, at = device_from_wire(message)
             self.hub.apply_attrs(device_id, attrs, at, now)
+        elif "seen" in message:
+            self._apply_seen(*seen_from_wire(message), now)
+        elif "event" in message:
+            self._apply_event(event_from_wire(message), now)
         else:
-            raise WireError("neither positions nor device")
+            raise WireError("neither positions, device, seen nor event")
 
     async def _housekeeping(self) -> None:
         # Often enough that a vehicle shows offline within a quarter of the threshold.

@@ -46,6 +46,7 @@ class ClientSession:
         "close_code",
         "close_reason",
         "errors",
+        "events",
         "expires_at",
         "filter",
         "frames_sent",
@@ -105,6 +106,7 @@ class ClientSession:
         self.snapshot_wanted = True
         self.heartbeat_due = False
         self.errors: list[str] = []  # answers to bad client messages, sent in order
+        self.events: list[str] = []  # event frames (SOS), each sent once, in order
         self.close_code: int | None = None
         self.close_reason = ""
         self.last_sent = time.monotonic()
@@ -140,6 +142,11 @@ class ClientSession:
         self.errors = [*self.errors[-7:], reason]
         self.wake()
 
+    def push_event(self, frame: str) -> None:
+        # Bounded like errors: a client that stopped reading keeps the newest 100.
+        self.events = [*self.events[-99:], frame]
+        self.wake()
+
     async def frames(self) -> AsyncIterator[str]:
         """Frames for this client until it is closed; waits while there is nothing to say."""
         while self.close_code is None:
@@ -162,7 +169,7 @@ class ClientSession:
 
     def _hold(self) -> float | None:
         """0 when a frame is due now, seconds to hold back, None when there is nothing."""
-        if self.errors or self.heartbeat_due:
+        if self.errors or self.events or self.heartbeat_due:
             return 0.0
         if self.snapshot_wanted or self.outbox:
             # Snapshots count too: a client re-subscribing in a loop gets a
@@ -175,6 +182,8 @@ class ClientSession:
         now = datetime.now(UTC)
         if self.errors:
             return [hub.error_frame(self.errors.pop(0))]
+        if self.events:
+            return [self.events.pop(0)]
         if (self.snapshot_wanted or self.outbox) and self._throttle() <= 0:
             self._last_update = time.monotonic()
             if self.snapshot_wanted:

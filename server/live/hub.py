@@ -17,6 +17,7 @@ are built from the same positions and ``received_at`` times.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from server.live.client import CLOSE_UNAUTHORIZED, ClientSession
 from server.live.filters import Filter
 from server.live.index import ClientIndex, cell_of
 from server.live.views import (
+    RIDER_STATES,
     dumps,
     operator_view,
     public_id,
@@ -45,8 +47,13 @@ SINCE_GRACE = timedelta(seconds=10)
 # A client whose frame has been with the transport this long is not reading.
 STALLED_AFTER_S = 1.0
 
-# States riders are told about; the rest (out_of_service) show as removal.
-_PUBLIC_STATES = frozenset({"online", "offline"})
+# Event ids delivered lately: an event applied locally comes back from the bus.
+_RECENT_EVENTS = 1024
+
+
+def _rider_change(old: str, new: str) -> bool:
+    """Whether riders see a state change (no_gps is offline to them; out of service: removal)."""
+    return old in RIDER_STATES and new in RIDER_STATES and RIDER_STATES[old] != RIDER_STATES[new]
 
 
 @dataclass(slots=True)
@@ -88,6 +95,7 @@ class Hub:
         self.vehicles: dict[int, Vehicle] = {}
         self._by_route: dict[str | None, set[int]] = {}
         self.clients: ClientIndex[ClientSession] = ClientIndex()
+        self._events_sent: OrderedDict[int, None] = OrderedDict()
         self.counters = {
             "positions": 0,
             "stale_positions": 0,
@@ -127,6 +135,18 @@ class Hub:
         for client in self.clients.all():
             if client.expires_at is not None and now >= client.expires_at:
                 client.close(CLOSE_UNAUTHORIZED, "token expired")
+
+    def apply_event(self, event_id: int, frame: str) -> bool:
+        """A device event (SOS): to every operator, whatever their filter; once per id."""
+        if event_id in self._events_sent:
+            return False
+        self._events_sent[event_id] = None
+        if len(self._events_sent) > _RECENT_EVENTS:
+            self._events_sent.popitem(last=False)
+        for client in self.clients.all():
+            if not client.public:
+                client.push_event(frame)
+        return True
 
     # -- positions in ------------------------------------------------------------------
 
@@ -172,7 +192,8 @@ class Hub:
             # what operators changed while we were not listening.
             if self.vehicles[pos.device_id].changed_at >= read_at:
                 continue
-            attrs = {"name": pos.name, "route": pos.route, "in_service": pos.in_service}
+            attrs: dict[str, Any] = {"name": pos.name, "route": pos.route}
+            attrs.update(in_service=pos.in_service, seen=pos.seen)
             if self.apply_attrs(pos.device_id, attrs, now, now):
                 changed += 1
         return changed
@@ -181,14 +202,18 @@ class Hub:
         """Flip vehicles whose last fix is too old to offline; returns how many flipped."""
         flipped = 0
         for vehicle in list(self.vehicles.values()):
-            if vehicle.state != "online":
-                continue  # back online happens only with a new fix
+            if vehicle.state not in ("online", "no_gps"):
+                continue  # back online (or no_gps) happens only with a report
             state = state_of(vehicle.pos, now, self.offline_after_s)
             if state == vehicle.state:
                 continue
-            # The moment it went offline follows from received_at alone, so every
-            # process dates the change the same for `since`.
-            went = vehicle.pos.received_at + timedelta(seconds=self.offline_after_s)
+            # The moment it went follows from received_at (or the heartbeat) alone, so
+            # every process dates the change the same for `since`.
+            seen = vehicle.pos.seen
+            heard = vehicle.pos.received_at
+            if vehicle.state == "no_gps" and seen is not None:
+                heard = seen.at
+            went = heard + timedelta(seconds=self.offline_after_s)
             self._replace(vehicle, vehicle.pos, max(went, vehicle.changed_at), now)
             flipped += 1
         return flipped
@@ -224,7 +249,7 @@ class Hub:
                 client.outbox.touch(key)
             if state_changed and now_visible and was:
                 assert old is not None
-                if not client.public or (old.state in _PUBLIC_STATES and state in _PUBLIC_STATES):
+                if not client.public or _rider_change(old.state, state):
                     client.outbox.state(key, state)
             client.wake()
 
@@ -299,13 +324,15 @@ class Hub:
             vehicle = self.vehicles.get(key)
             if vehicle is None or not self._visible(client, vehicle.pos):
                 continue
+            state = vehicle.state
             if client.public:
-                if vehicle.state not in _PUBLIC_STATES:
+                if state not in RIDER_STATES:
                     continue
+                state = RIDER_STATES[state]
                 ident: dict[str, Any] = {"id": vehicle.public_id}
             else:
                 ident = {"device_id": key, "name": vehicle.pos.name}
-            frames.append(dumps({"type": "state", **ident, "state": vehicle.state, "at": at}))
+            frames.append(dumps({"type": "state", **ident, "state": state, "at": at}))
         self.counters["frames_rendered"] += len(frames)
         return frames
 

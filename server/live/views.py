@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from server.fleet import iso, vehicle_state, vehicle_view
-from server.model import Device, FixIn, LivePosition
+from server.model import Device, FixIn, LivePosition, Seen
 
 WIRE_VERSION = 1
 
@@ -48,6 +48,11 @@ def operator_view(pos: LivePosition, state: str) -> dict[str, Any]:
     return view
 
 
+# What riders are told of each state: a bus heard from without GPS has no
+# position worth showing, so it is offline to them; out of service is removal.
+RIDER_STATES = {"online": "online", "offline": "offline", "no_gps": "offline"}
+
+
 def public_view(pos: LivePosition, vid: str, state: str) -> dict[str, Any]:
     fix = pos.fix
     return {
@@ -59,7 +64,7 @@ def public_view(pos: LivePosition, vid: str, state: str) -> dict[str, Any]:
         "heading": fix.heading,
         "speed": fix.speed,
         "t": iso(fix.t),
-        "state": state,
+        "state": RIDER_STATES.get(state, state),
     }
 
 
@@ -75,6 +80,9 @@ def encode_positions(positions: list[LivePosition], now: datetime, offline_after
     for pos in positions:
         item = operator_view(pos, state_of(pos, now, offline_after_s))
         item["alt"] = pos.fix.alt
+        # The view shows the newer of the fix's and the heartbeat's battery; the
+        # wire carries the fix's own (the heartbeat travels on its own).
+        item["battery"], item["charge"] = pos.fix.battery, pos.fix.charge
         items.append(item)
     return _encode({"v": WIRE_VERSION, "positions": items})
 
@@ -92,6 +100,46 @@ def encode_device(device: Device, at: datetime) -> bytes:
             "at": iso(at),
         }
     )
+
+
+def encode_seen(device_id: int, seen: Seen) -> bytes:
+    return _encode(
+        {
+            "v": WIRE_VERSION,
+            "seen": {
+                "device_id": device_id,
+                "at": iso(seen.at),
+                "battery": seen.battery,
+                "charge": seen.charge,
+            },
+        }
+    )
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """``event`` as ``server.events.event_json`` renders it (it has the device's name)."""
+    return _encode({"v": WIRE_VERSION, "event": event})
+
+
+def event_frame(event: dict[str, Any], now: datetime) -> str:
+    return dumps({"type": "event", "at": iso(now), "event": event})
+
+
+def seen_from_wire(message: dict[str, Any]) -> tuple[int, Seen]:
+    try:
+        item = message["seen"]
+        battery, charge = item.get("battery"), item.get("charge")
+        seen = Seen(_time(item["at"]), _float(battery), None if charge is None else bool(charge))
+        return int(item["device_id"]), seen
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise WireError(f"bad heartbeat: {exc!r}") from None
+
+
+def event_from_wire(message: dict[str, Any]) -> dict[str, Any]:
+    event = message["event"]
+    if not isinstance(event, dict) or not isinstance(event.get("id"), int):
+        raise WireError("bad event: no id")
+    return event
 
 
 def _time(value: Any) -> datetime:
@@ -123,6 +171,9 @@ def position_from_wire(item: dict[str, Any]) -> LivePosition:
             alt=_float(item.get("alt")),
             speed=_float(item.get("speed")),
             heading=_float(item.get("heading")),
+            accuracy=_float(item.get("accuracy")),
+            battery=_float(item.get("battery")),
+            charge=None if item.get("charge") is None else bool(item["charge"]),
         )
         return LivePosition(
             device_id=int(item["device_id"]),

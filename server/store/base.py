@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
+from server.model import (
+    Device,
+    DeviceSeen,
+    Event,
+    FixIn,
+    InsertResult,
+    LivePosition,
+    Role,
+    Seen,
+    User,
+)  # fmt: skip
 
 
 class StoreUnavailable(Exception):
@@ -66,7 +76,27 @@ class Store(Protocol):
         ``last_positions`` moves only to a fix newer than the one it holds.
         """
 
-    async def live_positions(self) -> list[LivePosition]: ...
+    async def live_positions(self) -> list[LivePosition]:
+        """Every device's newest fix, with its last heartbeat (``seen``) when it has one."""
+
+    # phones (OsmAnd) ---------------------------------------------------------------
+    async def mark_seen(self, device_id: int, seen: Seen) -> None:
+        """Record a request without a position; an older one never replaces a newer one.
+
+        Raise LookupError for an unknown device.
+        """
+
+    async def seen_devices(self) -> list[DeviceSeen]:
+        """The last heartbeat of every device that has sent one, by device id."""
+
+    async def add_event(self, event: Event) -> Event | None:
+        """Store an event (with its id), or None if this (device, t, kind) is stored already.
+
+        Raise LookupError for an unknown device.
+        """
+
+    async def events(self, device_id: int, start: datetime, end: datetime) -> list[Event]:
+        """The device's events with start <= t < end, oldest first."""
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
         """The device's fixes with start <= t < end, oldest first."""

@@ -20,7 +20,7 @@ from typing import Any
 from server.model import FixIn
 from server.store.groups import Job
 
-FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
+FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode, accuracy, battery, charge"
 # From this many fixes on, COPY into a staging table beats binding nine arrays.
 COPY_FROM = 64
 
@@ -29,7 +29,8 @@ _MOVE_FORWARD = """ON CONFLICT (device_id) DO UPDATE SET
         fix_time = excluded.fix_time, received_at = excluded.received_at,
         lat = excluded.lat, lon = excluded.lon, alt = excluded.alt,
         speed = excluded.speed, heading = excluded.heading, hdop = excluded.hdop,
-        sats = excluded.sats, mode = excluded.mode, geog = excluded.geog
+        sats = excluded.sats, mode = excluded.mode, accuracy = excluded.accuracy,
+        battery = excluded.battery, charge = excluded.charge, geog = excluded.geog
     WHERE excluded.fix_time > last_positions.fix_time"""
 
 _STATEMENT = """
@@ -62,10 +63,11 @@ LEFT JOIN devices AS d ON d.id = m.device_id
 INSERT_BATCH = _STATEMENT.format(
     cols=FIX_COLS,
     source=f"""unnest($2::timestamptz[], $3::float8[], $4::float8[], $5::float8[], $6::float8[],
-                $7::float8[], $8::float8[], $9::int4[], $10::int4[])
+                $7::float8[], $8::float8[], $9::int4[], $10::int4[], $11::float8[],
+                $12::float8[], $13::bool[])
          WITH ORDINALITY AS b({FIX_COLS}, ord)""",
     device="$1",
-    received="$11",
+    received="$14",
     move_forward=_MOVE_FORWARD,
 )
 
@@ -75,7 +77,8 @@ INSERT_BATCH = _STATEMENT.format(
 STAGE = "bustracker_fix_stage"
 CREATE_STAGE = f"""CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
     ord int4 NOT NULL, fix_time timestamptz NOT NULL, lat float8 NOT NULL, lon float8 NOT NULL,
-    alt float8, speed float8, heading float8, hdop float8, sats int4, mode int4
+    alt float8, speed float8, heading float8, hdop float8, sats int4, mode int4,
+    accuracy float8, battery float8, charge bool
 ) ON COMMIT DELETE ROWS"""
 _STAGE_COLUMNS = ["ord", *FIX_COLS.split(", ")]
 INSERT_STAGED = _STATEMENT.format(
@@ -101,10 +104,25 @@ async def insert_batch(
             [f.t for f in fixes], [f.lat for f in fixes], [f.lon for f in fixes],
             [f.alt for f in fixes], [f.speed for f in fixes], [f.heading for f in fixes],
             [f.hdop for f in fixes], [f.sats for f in fixes], [f.mode for f in fixes],
+            [f.accuracy for f in fixes], [f.battery for f in fixes], [f.charge for f in fixes],
         )  # fmt: skip
         return await conn.fetchrow(INSERT_BATCH, device_id, *columns, received_at)
     records = [
-        (i, f.t, f.lat, f.lon, f.alt, f.speed, f.heading, f.hdop, f.sats, f.mode)
+        (
+            i,
+            f.t,
+            f.lat,
+            f.lon,
+            f.alt,
+            f.speed,
+            f.heading,
+            f.hdop,
+            f.sats,
+            f.mode,
+            f.accuracy,
+            f.battery,
+            f.charge,
+        )
         for i, f in enumerate(fixes)
     ]
     async with conn.transaction():
@@ -120,11 +138,11 @@ INSERT_GROUP = f"""
 WITH input AS (
     SELECT * FROM unnest($1::int4[], $2::timestamptz[], $3::float8[], $4::float8[],
                          $5::float8[], $6::float8[], $7::float8[], $8::float8[], $9::int4[],
-                         $10::int4[])
+                         $10::int4[], $11::float8[], $12::float8[], $13::bool[])
         WITH ORDINALITY AS i(req, {FIX_COLS}, ord)
 ),
 reqs AS (
-    SELECT * FROM unnest($11::int8[], $12::timestamptz[])
+    SELECT * FROM unnest($14::int8[], $15::timestamptz[])
         WITH ORDINALITY AS r(device_id, received_at, req)
 ),
 batch AS (
@@ -170,8 +188,8 @@ async def insert_group(conn: Any, jobs: Sequence[Job]) -> list[Any]:
     position this group moved forward.
     """
     req: list[int] = []
-    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [])
-    t, lat, lon, alt, speed, heading, hdop, sats, mode = cols
+    cols: tuple[list[Any], ...] = tuple([] for _ in FIX_COLS.split(", "))
+    t, lat, lon, alt, speed, heading, hdop, sats, mode, accuracy, battery, charge = cols
     for n, job in enumerate(jobs, start=1):
         for f in job.fixes:
             req.append(n)
@@ -184,6 +202,9 @@ async def insert_group(conn: Any, jobs: Sequence[Job]) -> list[Any]:
             hdop.append(f.hdop)
             sats.append(f.sats)
             mode.append(f.mode)
+            accuracy.append(f.accuracy)
+            battery.append(f.battery)
+            charge.append(f.charge)
     devices = [job.device_id for job in jobs]
     received = [job.received_at for job in jobs]
     rows: list[Any] = await conn.fetch(INSERT_GROUP, req, *cols, devices, received)

@@ -11,8 +11,18 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
-from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
-from server.store import migrations, pg_insert, pg_partitions
+from server.model import (
+    Device,
+    DeviceSeen,
+    Event,
+    FixIn,
+    InsertResult,
+    LivePosition,
+    Role,
+    Seen,
+    User,
+)  # fmt: skip
+from server.store import migrations, pg_insert, pg_partitions, pg_rows
 from server.store.base import Conflict, StoreUnavailable
 from server.store.groups import Grouper, Job, insert_grouper
 
@@ -42,41 +52,8 @@ async def _keep_session(conn: Any) -> None:
     """
 
 
-_FIX_COLS = pg_insert.FIX_COLS
-_DEVICE_COLS = "id, name, active, in_service, route"
-_USER_COLS = "id, username, password_hash, role"
-_LIVE_SELECT = """
-SELECT lp.device_id, d.name, d.route, d.in_service, lp.received_at,
-       lp.fix_time, lp.lat, lp.lon, lp.alt, lp.speed, lp.heading, lp.hdop, lp.sats, lp.mode
-FROM last_positions lp JOIN devices d ON d.id = lp.device_id
-"""
-
 # The batch insert lives in pg_insert; the bench imports the statement from here.
 _INSERT_BATCH = pg_insert.INSERT_BATCH
-
-
-def _fix(row: Any) -> FixIn:
-    return FixIn(
-        t=row["fix_time"], lat=row["lat"], lon=row["lon"], alt=row["alt"],
-        speed=row["speed"], heading=row["heading"], hdop=row["hdop"],
-        sats=row["sats"], mode=row["mode"],
-    )  # fmt: skip
-
-
-def _live(row: Any) -> LivePosition:
-    return LivePosition(
-        device_id=row["device_id"], name=row["name"], fix=_fix(row),
-        received_at=row["received_at"], route=row["route"], in_service=row["in_service"],
-    )  # fmt: skip
-
-
-# The selected columns are named exactly like the dataclass fields.
-def _device(row: Any) -> Device:
-    return Device(**dict(row))
-
-
-def _user(row: Any) -> User:
-    return User(**dict(row))
 
 
 class PostgisStore:
@@ -219,27 +196,30 @@ class PostgisStore:
         try:
             row = await self._fetchrow(
                 f"INSERT INTO devices (name, token_hash, route) VALUES ($1, $2, $3)"
-                f" RETURNING {_DEVICE_COLS}",
+                f" RETURNING {pg_rows.DEVICE_COLS}",
                 name,
                 token_hash,
                 route,
             )
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict(f"device name or token already in use: {name!r}") from exc
-        return _device(row)
+        return pg_rows.device(row)
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None:
-        sql = f"SELECT {_DEVICE_COLS} FROM devices WHERE token_hash = $1 AND active"
+        sql = f"SELECT {pg_rows.DEVICE_COLS} FROM devices WHERE token_hash = $1 AND active"
         row = await self._fetchrow(sql, token_hash)
-        return None if row is None else _device(row)
+        return None if row is None else pg_rows.device(row)
 
     async def get_device(self, device_id: int) -> Device | None:
-        row = await self._fetchrow(f"SELECT {_DEVICE_COLS} FROM devices WHERE id = $1", device_id)
-        return None if row is None else _device(row)
+        row = await self._fetchrow(
+            f"SELECT {pg_rows.DEVICE_COLS} FROM devices WHERE id = $1", device_id
+        )
+        return None if row is None else pg_rows.device(row)
 
     async def list_devices(self) -> list[Device]:
         return [
-            _device(r) for r in await self._fetch(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id")
+            pg_rows.device(r)
+            for r in await self._fetch(f"SELECT {pg_rows.DEVICE_COLS} FROM devices ORDER BY id")
         ]
 
     async def set_device_token(self, device_id: int, token_hash: str) -> bool:
@@ -258,34 +238,36 @@ class PostgisStore:
     ) -> Device | None:
         row = await self._fetchrow(
             "UPDATE devices SET in_service = COALESCE($2, in_service),"
-            f" route = COALESCE($3, route) WHERE id = $1 RETURNING {_DEVICE_COLS}",
+            f" route = COALESCE($3, route) WHERE id = $1 RETURNING {pg_rows.DEVICE_COLS}",
             device_id,
             in_service,
             route,
         )
-        return None if row is None else _device(row)
+        return None if row is None else pg_rows.device(row)
 
     # users -------------------------------------------------------------------
     async def add_user(self, username: str, password_hash: str, role: Role) -> User:
         try:
             row = await self._fetchrow(
                 "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)"
-                f" RETURNING {_USER_COLS}",
+                f" RETURNING {pg_rows.USER_COLS}",
                 username,
                 password_hash,
                 role,
             )
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict(f"user name already in use: {username!r}") from exc
-        return _user(row)
+        return pg_rows.user(row)
 
     async def user_by_name(self, username: str) -> User | None:
-        row = await self._fetchrow(f"SELECT {_USER_COLS} FROM users WHERE username = $1", username)
-        return None if row is None else _user(row)
+        row = await self._fetchrow(
+            f"SELECT {pg_rows.USER_COLS} FROM users WHERE username = $1", username
+        )
+        return None if row is None else pg_rows.user(row)
 
     async def get_user(self, user_id: int) -> User | None:
-        row = await self._fetchrow(f"SELECT {_USER_COLS} FROM users WHERE id = $1", user_id)
-        return None if row is None else _user(row)
+        row = await self._fetchrow(f"SELECT {pg_rows.USER_COLS} FROM users WHERE id = $1", user_id)
+        return None if row is None else pg_rows.user(row)
 
     # telemetry ---------------------------------------------------------------
     async def insert_fixes(
@@ -302,7 +284,7 @@ class PostgisStore:
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {device_id}") from exc
         accepted = int(row["accepted"])
-        live = _live(row) if row["device_id"] is not None else None
+        live = pg_rows.live(row) if row["device_id"] is not None else None
         return InsertResult(accepted=accepted, duplicates=len(fixes) - accepted, live=live)
 
     async def _insert_one(self, job: Job) -> Any:
@@ -316,28 +298,62 @@ class PostgisStore:
             return await pg_insert.insert_group(conn, jobs)
 
     async def live_positions(self) -> list[LivePosition]:
-        return [_live(r) for r in await self._fetch(_LIVE_SELECT + " ORDER BY lp.device_id")]
+        return [
+            pg_rows.live(r)
+            for r in await self._fetch(pg_rows.LIVE_SELECT + " ORDER BY lp.device_id")
+        ]
+
+    async def mark_seen(self, device_id: int, seen: Seen) -> None:
+        try:
+            await self._fetch(pg_rows.MARK_SEEN, device_id, seen.at, seen.battery, seen.charge)
+        except asyncpg.exceptions.ForeignKeyViolationError as exc:
+            raise LookupError(f"no device {device_id}") from exc
+
+    async def seen_devices(self) -> list[DeviceSeen]:
+        rows = await self._fetch(pg_rows.SEEN_SELECT + " ORDER BY s.device_id")
+        return [pg_rows.device_seen(r) for r in rows]
+
+    async def add_event(self, event: Event) -> Event | None:
+        try:
+            row = await self._fetchrow(
+                "INSERT INTO events (device_id, event_time, kind, received_at, lat, lon)"
+                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+                f" RETURNING {pg_rows.EVENT_COLS}",
+                *(event.device_id, event.t, event.kind, event.received_at, event.lat, event.lon),
+            )
+        except asyncpg.exceptions.ForeignKeyViolationError as exc:
+            raise LookupError(f"no device {event.device_id}") from exc
+        return None if row is None else pg_rows.event(row)
+
+    async def events(self, device_id: int, start: datetime, end: datetime) -> list[Event]:
+        rows = await self._fetch(
+            f"SELECT {pg_rows.EVENT_COLS} FROM events WHERE device_id = $1"
+            " AND event_time >= $2 AND event_time < $3 ORDER BY event_time, id",
+            *(device_id, start, end),
+        )
+        return [pg_rows.event(r) for r in rows]
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
         rows = await self._fetch(
-            f"SELECT {_FIX_COLS} FROM positions WHERE device_id = $1"
+            f"SELECT {pg_rows.FIX_COLS} FROM positions WHERE device_id = $1"
             " AND fix_time >= $2 AND fix_time < $3 ORDER BY fix_time",
             device_id,
             start,
             end,
         )
-        return [_fix(r) for r in rows]
+        return [pg_rows.fix(r) for r in rows]
 
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
         rows = await self._fetch(
-            _LIVE_SELECT + ", (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS g) AS q"
+            pg_rows.LIVE_SELECT
+            + ", (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS g) AS q"
             " WHERE ST_DWithin(lp.geog, q.g, $3)"
             " ORDER BY ST_Distance(lp.geog, q.g), lp.device_id",
             lat,
             lon,
             radius_m,
         )
-        return [_live(r) for r in rows]
+        return [pg_rows.live(r) for r in rows]
 
     async def count_positions(self, device_id: int | None = None) -> int:
         # "$1 IS NULL OR ..." would defeat the index; two statements keep each plan simple.

@@ -18,18 +18,27 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from server.model import Device, FixIn, InsertResult, LivePosition, Role, User
+from server.model import (
+    Device,
+    DeviceSeen,
+    Event,
+    FixIn,
+    InsertResult,
+    LivePosition,
+    Role,
+    Seen,
+    User,
+)
+from server.store import sqlite_schema as schema
 from server.store.base import Conflict, StoreUnavailable
 from server.store.groups import Grouper, Job, insert_grouper
 
 T = TypeVar("T")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _EARTH_RADIUS_M = 6_371_008.8  # mean radius; PostGIS uses the spheroid, close enough
 
 # Primary result codes that mean "the file cannot be used right now" (locked
@@ -37,55 +46,29 @@ _EARTH_RADIUS_M = 6_371_008.8  # mean radius; PostGIS uses the spheroid, close e
 _UNAVAILABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY}
 _UNAVAILABLE_CODES |= {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN}
 
-_FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode"
+_FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode, accuracy, battery, charge"
 # Numbered SQL files; file N brings PRAGMA user_version from N - 1 to N.
-_MIGRATIONS = sorted((Path(__file__).parent / "migrations" / "sqlite").glob("[0-9]*.sql"))
-SCHEMA_VERSION = len(_MIGRATIONS)
-
 _DEVICE_COLS = "id, name, active, in_service, route"
 _USER_COLS = "id, username, password_hash, role"
 _LIVE_SELECT = f"""
 SELECT lp.device_id, d.name, d.route, d.in_service, lp.received_at,
-       {", ".join("lp." + c.strip() for c in _FIX_COLS.split(","))}
+       {", ".join("lp." + c.strip() for c in _FIX_COLS.split(","))},
+       s.seen_at, s.battery AS seen_battery, s.charge AS seen_charge
 FROM last_positions lp JOIN devices d ON d.id = lp.device_id
+LEFT JOIN device_seen s ON s.device_id = lp.device_id
 """
-
-
-def _to_us(dt: datetime) -> int:
-    if dt.utcoffset() is None:
-        raise ValueError(f"naive datetime {dt!r}: fix times must be timezone-aware")
-    return (dt - _EPOCH) // _US
-
-
-def _from_us(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
-def _fix(row: sqlite3.Row) -> FixIn:
-    return FixIn(
-        t=_from_us(row["fix_time"]), lat=row["lat"], lon=row["lon"], alt=row["alt"],
-        speed=row["speed"], heading=row["heading"], hdop=row["hdop"],
-        sats=row["sats"], mode=row["mode"],
-    )  # fmt: skip
-
-
-def _live(row: sqlite3.Row) -> LivePosition:
-    return LivePosition(
-        device_id=row["device_id"], name=row["name"], fix=_fix(row),
-        received_at=_from_us(row["received_at"]), route=row["route"],
-        in_service=bool(row["in_service"]),
-    )  # fmt: skip
-
-
-def _device(row: sqlite3.Row) -> Device:
-    return Device(
-        id=row["id"], name=row["name"], active=bool(row["active"]),
-        in_service=bool(row["in_service"]), route=row["route"],
-    )  # fmt: skip
-
-
-def _user(row: sqlite3.Row) -> User:
-    return User(**dict(row))  # the selected columns are named like the fields
+_SEEN_SELECT = """
+SELECT s.device_id, d.name, d.route, d.in_service, s.seen_at,
+       s.battery AS seen_battery, s.charge AS seen_charge
+FROM device_seen s JOIN devices d ON d.id = s.device_id
+"""
+_MARK_SEEN = (
+    "INSERT INTO device_seen (device_id, seen_at, battery, charge) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (device_id) DO UPDATE SET seen_at = excluded.seen_at,"
+    " battery = excluded.battery, charge = excluded.charge"
+    " WHERE excluded.seen_at > device_seen.seen_at"
+)
+_EVENT_COLS = "id, device_id, event_time, kind, received_at, lat, lon"
 
 
 def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -105,65 +88,13 @@ def _conflict_on_unique(message: str) -> Iterator[None]:
         raise
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so a second process sharing the
-    # file waits in busy_timeout instead of failing half-way through.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _transaction).
-    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection) -> list[str]:
-    with _transaction(conn):
-        # Read inside the write transaction: another process may have just migrated.
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema version {version} is newer than this code ({SCHEMA_VERSION})"
-            )
-        for path in _MIGRATIONS[version:]:
-            for statement in _statements(path.read_text(encoding="utf-8")):
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    return [path.stem for path in _MIGRATIONS[version:]]
-
-
-def _statements(script: str) -> Iterator[str]:
-    # executescript() would COMMIT our open transaction first, so split the file
-    # and run each statement inside it.
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            yield pending
-            pending = ""
-    if any(ln.strip() and not ln.lstrip().startswith("--") for ln in pending.splitlines()):
-        raise RuntimeError(f"unterminated SQL statement in migration: {pending[:80]!r}")
-
-
 _POSITION_COLS = f"device_id, received_at, {_FIX_COLS}"
 _INSERT_POSITION = (
-    f"INSERT INTO positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 11)})"
+    f"INSERT INTO positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 14)})"
     " ON CONFLICT (device_id, fix_time) DO NOTHING"
 )
 _MOVE_LAST = (
-    f"INSERT INTO last_positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 11)})"
+    f"INSERT INTO last_positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 14)})"
     " ON CONFLICT (device_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS.split(", ")[1:])
     + " WHERE excluded.fix_time > last_positions.fix_time"
@@ -172,10 +103,10 @@ _MOVE_LAST = (
 
 def _insert_job(conn: sqlite3.Connection, job: Job) -> InsertResult:
     """One batch, inside the caller's transaction."""
-    received = _to_us(job.received_at)
+    received = schema.to_us(job.received_at)
     rows = [
-        (job.device_id, received, _to_us(f.t), f.lat, f.lon, f.alt, f.speed, f.heading,
-         f.hdop, f.sats, f.mode)
+        (job.device_id, received, schema.to_us(f.t), f.lat, f.lon, f.alt, f.speed, f.heading,
+         f.hdop, f.sats, f.mode, f.accuracy, f.battery, None if f.charge is None else int(f.charge))
         for f in job.fixes
     ]  # fmt: skip
     # Newest fix, first occurrence on ties: the same one positions keeps.
@@ -196,7 +127,7 @@ def _insert_job(conn: sqlite3.Connection, job: Job) -> InsertResult:
     live = None
     if conn.total_changes > before:
         sql = _LIVE_SELECT + " WHERE lp.device_id = ?"
-        live = _live(conn.execute(sql, (job.device_id,)).fetchone())
+        live = schema.live(conn.execute(sql, (job.device_id,)).fetchone())
     return InsertResult(accepted=accepted, duplicates=len(job.fixes) - accepted, live=live)
 
 
@@ -238,9 +169,9 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bustracker-sqlite")
 
         def connect() -> list[str]:
-            conn = _connect(self._path)
+            conn = schema.connect(self._path)
             try:
-                applied = _migrate(conn)
+                applied = schema.migrate(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -296,23 +227,24 @@ class SqliteStore:
             row = await self._row(
                 "INSERT INTO devices (name, token_hash, route, created_at)"
                 f" VALUES (?, ?, ?, ?) RETURNING {_DEVICE_COLS}",
-                *(name, token_hash, route, _to_us(datetime.now(UTC))),
+                *(name, token_hash, route, schema.to_us(datetime.now(UTC))),
             )
         assert row is not None  # RETURNING always yields the inserted row
-        return _device(row)
+        return schema.device(row)
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None:
         sql = f"SELECT {_DEVICE_COLS} FROM devices WHERE token_hash = ? AND active"
         row = await self._row(sql, token_hash)
-        return None if row is None else _device(row)
+        return None if row is None else schema.device(row)
 
     async def get_device(self, device_id: int) -> Device | None:
         row = await self._row(f"SELECT {_DEVICE_COLS} FROM devices WHERE id = ?", device_id)
-        return None if row is None else _device(row)
+        return None if row is None else schema.device(row)
 
     async def list_devices(self) -> list[Device]:
         return [
-            _device(r) for r in await self._rows(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id")
+            schema.device(r)
+            for r in await self._rows(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id")
         ]
 
     async def set_device_token(self, device_id: int, token_hash: str) -> bool:
@@ -332,7 +264,7 @@ class SqliteStore:
             f" route = coalesce(?, route) WHERE id = ? RETURNING {_DEVICE_COLS}",
             *(None if in_service is None else int(in_service), route, device_id),
         )
-        return None if row is None else _device(row)
+        return None if row is None else schema.device(row)
 
     # users -------------------------------------------------------------------
     async def add_user(self, username: str, password_hash: str, role: Role) -> User:
@@ -340,18 +272,18 @@ class SqliteStore:
             row = await self._row(
                 "INSERT INTO users (username, password_hash, role, created_at)"
                 f" VALUES (?, ?, ?, ?) RETURNING {_USER_COLS}",
-                *(username, password_hash, role, _to_us(datetime.now(UTC))),
+                *(username, password_hash, role, schema.to_us(datetime.now(UTC))),
             )
         assert row is not None  # RETURNING always yields the inserted row
-        return _user(row)
+        return schema.user(row)
 
     async def user_by_name(self, username: str) -> User | None:
         row = await self._row(f"SELECT {_USER_COLS} FROM users WHERE username = ?", username)
-        return None if row is None else _user(row)
+        return None if row is None else schema.user(row)
 
     async def get_user(self, user_id: int) -> User | None:
         row = await self._row(f"SELECT {_USER_COLS} FROM users WHERE id = ?", user_id)
-        return None if row is None else _user(row)
+        return None if row is None else schema.user(row)
 
     # telemetry ---------------------------------------------------------------
     async def insert_fixes(
@@ -364,21 +296,63 @@ class SqliteStore:
     async def _insert_group(self, jobs: list[Job]) -> list[InsertResult]:
         # One transaction, so one fsync, for every batch that waited meanwhile.
         def work(conn: sqlite3.Connection) -> list[InsertResult]:
-            with _transaction(conn):
+            with schema.transaction(conn):
                 return [_insert_job(conn, job) for job in jobs]
 
         return await self._run(work)
 
     async def live_positions(self) -> list[LivePosition]:
-        return [_live(r) for r in await self._rows(_LIVE_SELECT + " ORDER BY lp.device_id")]
+        return [schema.live(r) for r in await self._rows(_LIVE_SELECT + " ORDER BY lp.device_id")]
+
+    async def mark_seen(self, device_id: int, seen: Seen) -> None:
+        charge = None if seen.charge is None else int(seen.charge)
+
+        def work(conn: sqlite3.Connection) -> None:
+            with schema.transaction(conn):
+                conn.execute(_MARK_SEEN, (device_id, schema.to_us(seen.at), seen.battery, charge))
+
+        try:
+            await self._run(work)
+        except sqlite3.IntegrityError as exc:
+            raise LookupError(f"no device {device_id}") from exc
+
+    async def seen_devices(self) -> list[DeviceSeen]:
+        rows = await self._rows(_SEEN_SELECT + " ORDER BY s.device_id")
+        return [schema.device_seen(r) for r in rows]
+
+    async def add_event(self, event: Event) -> Event | None:
+        def work(conn: sqlite3.Connection) -> sqlite3.Row | None:
+            with schema.transaction(conn):
+                row: sqlite3.Row | None = conn.execute(
+                    "INSERT INTO events (device_id, event_time, kind, received_at, lat, lon)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+                    f" RETURNING {_EVENT_COLS}",
+                    (event.device_id, schema.to_us(event.t), event.kind,
+                     schema.to_us(event.received_at), event.lat, event.lon),
+                ).fetchone()  # fmt: skip
+                return row
+
+        try:
+            row = await self._run(work)
+        except sqlite3.IntegrityError as exc:
+            raise LookupError(f"no device {event.device_id}") from exc
+        return None if row is None else schema.event(row)
+
+    async def events(self, device_id: int, start: datetime, end: datetime) -> list[Event]:
+        rows = await self._rows(
+            f"SELECT {_EVENT_COLS} FROM events WHERE device_id = ?"
+            " AND event_time >= ? AND event_time < ? ORDER BY event_time, id",
+            *(device_id, schema.to_us(start), schema.to_us(end)),
+        )
+        return [schema.event(r) for r in rows]
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
         rows = await self._rows(
             f"SELECT {_FIX_COLS} FROM positions WHERE device_id = ?"
             " AND fix_time >= ? AND fix_time < ? ORDER BY fix_time",
-            *(device_id, _to_us(start), _to_us(end)),
+            *(device_id, schema.to_us(start), schema.to_us(end)),
         )
-        return [_fix(r) for r in rows]
+        return [schema.fix(r) for r in rows]
 
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
         # A fleet is at most thousands of vehicles: a scan in Python is cheap and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -32,7 +33,13 @@ def test_register_list_rotate_revoke(any_server: RunningServer) -> None:
     assert report(any_server, token) == 200
 
     listed = httpx.get(f"{url}/v1/devices", headers=any_server.operator("viewer")).json()
-    assert listed["devices"] == [{k: v for k, v in created.items() if k != "token"}]
+    # last_seen: when it last reported (a fix or a phone's heartbeat): just now.
+    (device,) = listed["devices"]
+    assert {k: v for k, v in device.items() if k != "last_seen"} == {
+        k: v for k, v in created.items() if k != "token"
+    }
+    seen = datetime.fromisoformat(device["last_seen"])
+    assert datetime.now(UTC) - timedelta(minutes=1) < seen <= datetime.now(UTC)
     assert "token" not in str(listed)  # shown once, never again
 
     r = httpx.post(f"{url}/v1/devices/{created['id']}/rotate", headers=admin)

@@ -295,7 +295,7 @@ async def test_a_slow_reader_gets_the_newest_position_in_few_frames() -> None:
     assert len(h.clients) == 0
 
 
-def test_access_tokens_in_query_strings_are_kept_out_of_logs() -> None:
+def test_tokens_in_query_strings_are_kept_out_of_logs() -> None:
     record = logging.LogRecord(
         "uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
         ("127.0.0.1:5", "/ws?bbox=1,2,3,4&token=eyJ.secret.sig"), None,
@@ -304,3 +304,7 @@ def test_access_tokens_in_query_strings_are_kept_out_of_logs() -> None:
     assert record.getMessage().endswith('"WebSocket /ws?bbox=1,2,3,4&token=[redacted]" [accepted]')
     assert redact("/v1/live/stream?token=abc") == "/v1/live/stream?token=[redacted]"
     assert redact("/ws?notatoken=1") == "/ws?notatoken=1"
+    # A phone's device token in an OsmAnd report is a credential too.
+    assert redact("/?id=bt_x&lat=45") == "/?id=[redacted]&lat=45"
+    assert redact("/osmand?lat=45&deviceid=bt_x") == "/osmand?lat=45&deviceid=[redacted]"
+    assert redact("/v1/x?device_id=7") == "/v1/x?device_id=7"

@@ -274,3 +274,21 @@ def test_server_starts_while_redis_is_down_and_joins_when_it_returns(
     finally:
         redis.stop()
         shutil.rmtree(redis.dir, ignore_errors=True)
+
+
+def test_a_phones_battery_and_sos_reach_operators_of_the_other_process(
+    replicas: Callable[..., list[ServerProcess]], postgis_url: str, tmp_path: Path
+) -> None:
+    a, b = replicas(2)
+    phone_id, token = _device(postgis_url, tmp_path, "phone-1", route="5")
+    with live_ws(b.url, token=_token(), routes="9") as ops_b:
+        ops_b.snapshot()
+        t = int(time.time()) - 5
+        report = {"id": token, "timestamp": t, "lat": 45.0, "lon": 9.0, "batt": 42}
+        assert httpx.post(f"{a.url}/", data=report).json()["accepted"] == 1
+        r = httpx.post(f"{a.url}/", data={**report, "timestamp": t + 1, "alarm": "sos"})
+        assert r.json()["alarm"] == {"kind": "sos", "duplicate": False}, r.text
+        frame = ops_b.wait_for(lambda f: f["type"] == "event")
+        assert (frame["event"]["device_id"], frame["event"]["kind"]) == (phone_id, "sos")
+    with live_ws(b.url, token=_token()) as ops:
+        assert vehicles_of(ops.snapshot())[phone_id]["battery"] == 42.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from server.model import FixIn
+from server.settings import RateLimit
 from tests.server.running import RunningServer
 
 KNOT = 1852 / 3600
@@ -50,7 +52,9 @@ def test_the_exact_request_traccar_client_sends(any_server: RunningServer) -> No
     r = httpx.post(traccar_client_url(any_server.url, token, t))
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1 and r.json()["rejected"] == []
-    assert r.headers["RateLimit-Limit"] == "10"
+    # Phones are budgeted per fix (RATE_LIMIT_OSMAND), not like a v1 agent's requests.
+    assert r.headers["RateLimit-Policy"] == "1800;w=60"
+    assert r.json()["limits"]["fixes_per_minute"] == 1800
     (fix,) = track(any_server, device.id)
     assert fix.t == datetime.fromtimestamp(t, UTC)
     assert (fix.lat, fix.lon) == (45.4651234, 9.1909876)
@@ -58,6 +62,8 @@ def test_the_exact_request_traccar_client_sends(any_server: RunningServer) -> No
     assert fix.speed == pytest.approx(10.0, abs=1e-4)
     assert fix.heading == 45.5
     assert fix.alt == pytest.approx(120.3)
+    # What a phone adds: accuracy (metres), battery (percent); no charge given.
+    assert (fix.accuracy, fix.battery, fix.charge) == (0.0, 85.0, None)
     # The phone becomes a live vehicle like any bus unit.
     live = any_server._with_store(lambda s: s.live_positions())
     assert [p.device_id for p in live] == [device.id]
@@ -238,20 +244,56 @@ def test_unreadable_requests_are_4xx_json(server: RunningServer) -> None:
     assert r.status_code == 413 and "error" in r.json()
 
 
-def test_rate_limit_is_shared_with_protocol_v1(server: RunningServer) -> None:
+def test_phones_are_budgeted_per_fix_and_v1_agents_per_request(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    server = server_factory(rate_limit_osmand=RateLimit(20, 60))
     _, token = server.add_device("bus-1")
     t = int(time.time()) - 100
-    for i in range(5):
-        assert httpx.post(traccar_client_url(server.url, token, t + i)).status_code == 200
-    for i in range(5):
+    # A phone back from a dead zone sends its queue one fix per request, back to back.
+    for i in range(20):
+        r = httpx.post(traccar_client_url(server.url, token, t + i))
+        assert r.status_code == 200, (i, r.text)
+    r = httpx.post(traccar_client_url(server.url, token, t + 20))
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    assert r.json()["error"] == "rate limit exceeded"
+    assert r.json()["limits"]["fixes_per_minute"] == 20
+    # A JSON list of locations costs one unit per fix: 5 do not fit in an empty budget.
+    # The v1 budget of the same device is its own, still 10 requests a minute.
+    for i in range(10):
         fix = {"t": t + 50 + i, "lat": 45.0, "lon": 9.0}
         r = httpx.post(
             f"{server.url}/v1/telemetry/location",
             json={"fixes": [fix]},
             headers={"Authorization": f"Bearer {token}"},
         )
-        assert r.status_code == 200
-    r = httpx.post(traccar_client_url(server.url, token, t + 99))
+        assert r.status_code == 200, r.text
+        assert r.headers["RateLimit-Limit"] == "10"
+    r = httpx.post(
+        f"{server.url}/v1/telemetry/location",
+        json={"fixes": [{"t": t + 99, "lat": 45.0, "lon": 9.0}]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert r.status_code == 429
-    assert int(r.headers["Retry-After"]) >= 1
-    assert r.json()["error"] == "rate limit exceeded"
+    assert server._with_store(lambda s: s.count_positions()) == 30
+
+
+def test_a_json_batch_costs_one_unit_per_fix(
+    server_factory: Callable[..., RunningServer],
+) -> None:
+    server = server_factory(rate_limit_osmand=RateLimit(6, 60))
+    _, token = server.add_device("phone-bus")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+
+    def batch(first: int, n: int) -> dict[str, Any]:
+        stamps = [(start + timedelta(seconds=first + i)).isoformat() for i in range(n)]
+        return {
+            "device_id": token,
+            "location": [traccar9_body(token, s)["location"] for s in stamps],
+        }
+
+    assert httpx.post(f"{server.url}/osmand", json=batch(0, 4)).json()["accepted"] == 4
+    r = httpx.post(f"{server.url}/osmand", json=batch(4, 3))  # 4 + 3 > 6
+    assert r.status_code == 429
+    assert httpx.post(f"{server.url}/osmand", json=batch(4, 2)).json()["accepted"] == 2

@@ -122,12 +122,12 @@ async def test_retention_drops_old_partitions_and_old_strays(
 async def test_migrations_are_idempotent(store: PostgisStore, postgis_url: str) -> None:
     assert await store.migrate() == []
     rows = await query(postgis_url, "SELECT version, name FROM schema_migrations")
-    assert [(r["version"], r["name"]) for r in rows] == [(1, "0001_init")]
+    assert sorted((r["version"], r["name"]) for r in rows) == [(1, "0001_init"), (2, "0002_phones")]
 
 
 async def test_concurrent_starters_migrate_once(postgis_url: str) -> None:
     results = await asyncio.gather(*(PostgisStore(postgis_url).migrate() for _ in range(3)))
-    assert sorted(results) == [[], [], ["0001_init"]]
+    assert sorted(results) == [[], [], ["0001_init", "0002_phones"]]
 
 
 async def test_open_without_migrate_names_the_missing_migration(
@@ -137,10 +137,10 @@ async def test_open_without_migrate_names_the_missing_migration(
     unmigrated = open_store(postgis_url, tmp_path, migrate=False)
     with pytest.raises(SchemaNotCurrent, match="0001_init") as caught:
         await unmigrated.open()
-    assert caught.value.missing == ["0001_init"]
+    assert caught.value.missing == ["0001_init", "0002_phones"]
     assert "bustracker migrate" in str(caught.value)
 
-    assert await PostgisStore(postgis_url).migrate() == ["0001_init"]
+    assert await PostgisStore(postgis_url).migrate() == ["0001_init", "0002_phones"]
     checked = open_store(postgis_url, tmp_path, migrate=False)
     await checked.open()  # now current: the server starts
     await checked.ping()

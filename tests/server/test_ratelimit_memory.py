@@ -25,3 +25,13 @@ def test_idle_keys_are_swept() -> None:
         w.hit(f"device:{i}", 10, 60, now=0.0)
     w.hit("device:new", 10, 60, now=1000.0)  # the 5th hit sweeps the idle ones
     assert list(w._hits) == ["device:new"]
+
+
+def test_a_hit_may_cost_several_units_and_never_more_than_is_left() -> None:
+    w = MemoryWindows()
+    assert w.hit("phone:1", 6, 60, now=0.0, cost=4)[:2] == (True, 2)
+    # 3 more do not fit: refused whole, nothing counted.
+    assert w.hit("phone:1", 6, 60, now=1.0, cost=3)[:2] == (False, 2)
+    assert w.hit("phone:1", 6, 60, now=2.0, cost=2)[:2] == (True, 0)
+    # Once the first hits leave the window, their units are free again.
+    assert w.hit("phone:1", 6, 60, now=60.5, cost=4)[:2] == (True, 0)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from server.settings import RateLimit
 from tests.server.running import RunningServer
 
 
@@ -20,9 +21,10 @@ from tests.server.running import RunningServer
 def replicas(
     server_factory: Callable[..., RunningServer], postgis_url: str, redis_url: str
 ) -> tuple[RunningServer, RunningServer]:
+    phones = RateLimit(6, 60)  # small, so a test can use it up
     return (
-        server_factory(postgis_url, redis_url=redis_url),
-        server_factory(postgis_url, redis_url=redis_url),
+        server_factory(postgis_url, redis_url=redis_url, rate_limit_osmand=phones),
+        server_factory(postgis_url, redis_url=redis_url, rate_limit_osmand=phones),
     )
 
 
@@ -53,9 +55,16 @@ def test_device_limit_is_shared_by_replicas(replicas: tuple[RunningServer, Runni
         assert r.json()["limits"]["requests_per_minute"] == 10
     # Another bus keeps its own budget, on either replica.
     assert send(b, other, 0).status_code == 200
-    # OsmAnd shares the device's budget too.
+    # OsmAnd reports have the device's other budget (per fix), shared by the replicas too.
+    t = int(time.time()) - 100
+    for i in range(6):
+        params = {"id": token, "timestamp": str(t + 60 + i), "lat": "45", "lon": "9"}
+        r = httpx.post(f"{(a, b)[i % 2].url}/osmand", params=params)
+        assert r.status_code == 200, r.text
+        assert r.headers["RateLimit-Remaining"] == str(5 - i)
     r = httpx.post(f"{b.url}/osmand", params={"id": token, "lat": "45", "lon": "9"})
     assert r.status_code == 429
+    assert r.json()["limits"]["fixes_per_minute"] == 6
 
 
 def test_api_limit_per_user_is_shared_by_replicas(

@@ -42,7 +42,12 @@ class Target:
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     data_dir = tmp_path_factory.mktemp("fuzz")
     server = RunningServer(
-        make_settings(data_dir, rate_limit_telemetry=UNLIMITED, rate_limit_api=UNLIMITED)
+        make_settings(
+            data_dir,
+            rate_limit_telemetry=UNLIMITED,
+            rate_limit_osmand=UNLIMITED,
+            rate_limit_api=UNLIMITED,
+        )
     ).start()
     try:
         _, token = server.add_device("fuzz-bus")
@@ -54,7 +59,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 def with_credentials(case: Any, target: Target) -> dict[str, str]:
     """Point the case at a real identity; returns the headers to send."""
     path = case.operation.path
-    if path == "/osmand":
+    if path in ("/osmand", "/"):
         case.query = {**(case.query or {}), "id": target.device_token}
         if isinstance(case.body, dict) and "device_id" in case.body:
             case.body = {**case.body, "device_id": target.device_token}
