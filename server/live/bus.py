@@ -31,7 +31,7 @@ from litestar.channels import ChannelsPlugin, Subscriber
 from redis.asyncio import Redis
 
 from server.live.backend import make_backend, redis_client
-from server.live.client import CLOSE_GOING_AWAY
+from server.live.close_codes import CLOSE_GOING_AWAY
 from server.live.hub import Hub
 from server.live.shutdown import on_stop_signal
 from server.live.views import (

@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from server.fleet import iso
-from server.live.client import CLOSE_UNAUTHORIZED, ClientSession
+from server.live.client import ClientSession
+from server.live.close_codes import CLOSE_UNAUTHORIZED
 from server.live.filters import Filter
 from server.live.index import ClientIndex, cell_of
 from server.live.views import (
