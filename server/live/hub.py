@@ -78,14 +78,15 @@ class Hub:
         self,
         *,
         offline_after_s: int,
-        public_key: bytes,
+        public_key: bytes | None,
         frame_interval_s: float = 0.25,
         max_clients: int = 20_000,
     ) -> None:
         self.offline_after_s = offline_after_s
         self.frame_interval_s = frame_interval_s
         self.max_clients = max_clients
-        self._public_key = public_key
+        # The installation's key, read from the store when the bus starts (None until then).
+        self.public_key = public_key
         self.vehicles: dict[int, Vehicle] = {}
         self._by_route: dict[str | None, set[int]] = {}
         self.clients: ClientIndex[ClientSession] = ClientIndex()
@@ -198,7 +199,12 @@ class Hub:
         self, old: Vehicle | None, pos: LivePosition, changed_at: datetime, now: datetime
     ) -> None:
         state = state_of(pos, now, self.offline_after_s)
-        vid = old.public_id if old is not None else public_id(self._public_key, pos.device_id)
+        if old is not None:
+            vid = old.public_id
+        elif self.public_key is None:
+            raise RuntimeError("live hub has no public id key yet; LiveBus.start() sets it")
+        else:
+            vid = public_id(self.public_key, pos.device_id)
         vehicle = Vehicle(
             pos=pos,
             state=state,
