@@ -105,6 +105,11 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         await svc.store.open()
         if not settings.jwt_secret_configured:
             log.warning("JWT_SECRET not set: sign-ins end when this process stops")
+            if settings.redis_url:
+                log.warning(
+                    "REDIS_URL is set but JWT_SECRET is not: each replica signs with a key "
+                    "of its own, so replicas reject each other's sign-ins; set JWT_SECRET"
+                )
         upkeep = asyncio.create_task(maintain(svc.store, settings.retention_days))
         try:
             yield

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import jwt
 
 from server.auth import InvalidToken, Principal, bearer
-from server.live.client import CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED
+from server.live.close_codes import CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED
 from server.services import Services
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,7 +34,7 @@ from redis.asyncio import Redis
 
 from server.events import event_json
 from server.live.backend import make_backend, redis_client
-from server.live.client import CLOSE_GOING_AWAY
+from server.live.close_codes import CLOSE_GOING_AWAY
 from server.live.hub import Hub
 from server.live.shutdown import on_stop_signal
 from server.live.views import (
@@ -55,6 +56,7 @@ from server.store.base import Store
 
 log = logging.getLogger(__name__)
 
+PUBLIC_ID_KEY = "public_id_key"
 POSITIONS = "bustracker.live.positions"
 EVENTS = "bustracker.live.events"
 CHANNELS = (POSITIONS, EVENTS)
@@ -75,7 +77,7 @@ class LiveBus:
         )
         self.hub = Hub(
             offline_after_s=settings.offline_after_s,
-            public_key=settings.jwt_secret.encode(),
+            public_key=None,  # the installation's, from the store: see start()
             frame_interval_s=frame_interval_s,
         )
         # Newest unpublished position per vehicle: bounded by the fleet, and a
@@ -204,6 +206,10 @@ class LiveBus:
         self.hub.close_all(CLOSE_GOING_AWAY, "server shutting down")
 
     async def start(self) -> None:
+        # Rider ids come from a key kept with the data: every replica agrees on it, and
+        # rotating JWT_SECRET or restarting leaves riders' ids (and their apps) alone.
+        key = await self.store.installation_value(PUBLIC_ID_KEY, secrets.token_hex(32))
+        self.hub.public_key = key.encode()
         # Subscribe before loading the snapshot: whatever is published meanwhile
         # waits in the subscriber and is merged after (older fixes are ignored).
         self._subscriber = await self.channels.subscribe(list(CHANNELS))

@@ -14,23 +14,38 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from server.live.coalesce import Outbox, frame_delay
 from server.live.filters import Filter, StreamOptions
 
-if TYPE_CHECKING:
-    from server.live.hub import Hub
-
 Transport = Literal["ws", "sse"]
 
-# WebSocket close codes (4000-4999 are the application's); SSE ends the stream instead.
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_BAD_REQUEST = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_RATE_LIMITED = 4429
-CLOSE_TRY_LATER = 1013
+
+class FrameSource(Protocol):
+    """What a session needs of the hub: its pacing, its filing and the frames it renders.
+
+    A protocol rather than the hub itself, so the hub can import sessions without
+    sessions importing the hub back.
+    """
+
+    @property
+    def frame_interval_s(self) -> float: ...
+
+    def set_filter(self, client: ClientSession, flt: Filter) -> None: ...
+
+    def error_frame(self, reason: str) -> str: ...
+
+    def heartbeat_frame(self, now: datetime) -> str: ...
+
+    def snapshot_frame(
+        self, client: ClientSession, now: datetime, since: datetime | None = None
+    ) -> str: ...
+
+    def change_frames(
+        self, client: ClientSession, touched: list[int], states: dict[int, str], now: datetime
+    ) -> list[str]: ...
+
 
 _ids = itertools.count(1)
 
@@ -65,7 +80,7 @@ class ClientSession:
     @classmethod
     def for_stream(
         cls,
-        hub: Hub,
+        hub: FrameSource,
         options: StreamOptions,
         *,
         public: bool,
@@ -85,7 +100,7 @@ class ClientSession:
 
     def __init__(
         self,
-        hub: Hub,
+        hub: FrameSource,
         *,
         public: bool,
         flt: Filter,

@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from server.fleet import iso
-from server.live.client import CLOSE_UNAUTHORIZED, ClientSession
+from server.live.client import ClientSession
+from server.live.close_codes import CLOSE_UNAUTHORIZED
 from server.live.filters import Filter
 from server.live.index import ClientIndex, cell_of
 from server.live.views import (
@@ -84,14 +85,15 @@ class Hub:
         self,
         *,
         offline_after_s: int,
-        public_key: bytes,
+        public_key: bytes | None,
         frame_interval_s: float = 0.25,
         max_clients: int = 20_000,
     ) -> None:
         self.offline_after_s = offline_after_s
         self.frame_interval_s = frame_interval_s
         self.max_clients = max_clients
-        self._public_key = public_key
+        # The installation's key, read from the store when the bus starts (None until then).
+        self.public_key = public_key
         self.vehicles: dict[int, Vehicle] = {}
         self._by_route: dict[str | None, set[int]] = {}
         self.clients: ClientIndex[ClientSession] = ClientIndex()
@@ -222,7 +224,12 @@ class Hub:
         self, old: Vehicle | None, pos: LivePosition, changed_at: datetime, now: datetime
     ) -> None:
         state = state_of(pos, now, self.offline_after_s)
-        vid = old.public_id if old is not None else public_id(self._public_key, pos.device_id)
+        if old is not None:
+            vid = old.public_id
+        elif self.public_key is None:
+            raise RuntimeError("live hub has no public id key yet; LiveBus.start() sets it")
+        else:
+            vid = public_id(self.public_key, pos.device_id)
         vehicle = Vehicle(
             pos=pos,
             state=state,

@@ -20,7 +20,8 @@ from server.fleet import iso
 from server.http import ApiError, services
 from server.live.auth import LiveAuthError, authenticate, token_of
 from server.live.bus import LiveBus
-from server.live.client import CLOSE_TRY_LATER, ClientSession
+from server.live.client import ClientSession
+from server.live.close_codes import CLOSE_TRY_LATER
 from server.live.filters import FilterError, stream_options
 from server.live.views import dumps
 

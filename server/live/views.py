@@ -35,8 +35,9 @@ def dumps(obj: Any) -> str:
 def public_id(key: bytes, device_id: int) -> str:
     """A stable id riders may see that does not reveal the device id.
 
-    Keyed with the JWT secret: every process of one deployment agrees on it,
-    and nobody without the secret can map it back to a device.
+    Keyed with the installation's own key, kept in its database: every process
+    of one deployment agrees on it, it outlives a JWT_SECRET rotation, and
+    nobody without the key can map an id back to a device.
     """
     digest = hmac.new(key, b"vehicle:%d" % device_id, hashlib.sha256).hexdigest()
     return "v" + digest[:16]

@@ -19,12 +19,8 @@ from litestar import WebSocket, websocket
 
 from server.live.auth import LiveAuthError, authenticate, token_of
 from server.live.bus import LiveBus
-from server.live.client import (
-    CLOSE_BAD_REQUEST,
-    CLOSE_NORMAL,
-    CLOSE_TRY_LATER,
-    ClientSession,
-)
+from server.live.client import ClientSession
+from server.live.close_codes import CLOSE_BAD_REQUEST, CLOSE_NORMAL, CLOSE_TRY_LATER
 from server.live.filters import FilterError, filter_from_message, stream_options
 from server.services import Services
 

@@ -39,6 +39,12 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise StoreUnavailable when the database does not answer."""
 
+    async def installation_value(self, name: str, default: str) -> str:
+        """This installation's ``name``; the first caller's ``default`` is stored and kept.
+
+        Every process sharing the database gets the same value, whichever came first.
+        """
+
     # devices -----------------------------------------------------------------
     async def add_device(self, name: str, token_hash: str, route: str | None = None) -> Device:
         """Raise Conflict when the name is taken."""

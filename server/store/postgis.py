@@ -233,6 +233,17 @@ class PostgisStore:
     async def revoke_device(self, device_id: int) -> bool:
         return await self._updated("UPDATE devices SET active = false WHERE id = $1", device_id)
 
+    async def installation_value(self, name: str, default: str) -> str:
+        # Two statements: the SELECT must run on a snapshot taken after a concurrent
+        # first caller's INSERT committed (ours then waited on it and did nothing).
+        await self._fetch(
+            "INSERT INTO installation (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            name,
+            default,
+        )
+        row = await self._fetchrow("SELECT value FROM installation WHERE name = $1", name)
+        return str(row["value"])
+
     async def update_device(
         self, device_id: int, *, in_service: bool | None = None, route: str | None = None
     ) -> Device | None:

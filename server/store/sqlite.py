@@ -88,6 +88,9 @@ def _conflict_on_unique(message: str) -> Iterator[None]:
         raise
 
 
+_KEEP_INSTALLATION_VALUE = (
+    "INSERT INTO installation (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+)
 _POSITION_COLS = f"device_id, received_at, {_FIX_COLS}"
 _INSERT_POSITION = (
     f"INSERT INTO positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 14)})"
@@ -255,6 +258,15 @@ class SqliteStore:
 
     async def revoke_device(self, device_id: int) -> bool:
         return await self._changed("UPDATE devices SET active = 0 WHERE id = ?", device_id)
+
+    async def installation_value(self, name: str, default: str) -> str:
+        def keep(conn: sqlite3.Connection) -> str:
+            with schema.transaction(conn):
+                conn.execute(_KEEP_INSTALLATION_VALUE, (name, default))
+                row = conn.execute("SELECT value FROM installation WHERE name = ?", (name,))
+                return str(row.fetchone()[0])
+
+        return await self._run(keep)
 
     async def update_device(
         self, device_id: int, *, in_service: bool | None = None, route: str | None = None

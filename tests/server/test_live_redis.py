@@ -162,7 +162,7 @@ def test_a_fix_posted_to_one_process_reaches_subscribers_of_the_other(
         public_b.wait_for(lambda f: f["type"] == "update" and f["removed"] == [v["id"]])
         ops_b.wait_for(lambda f: f.get("state") == "out_of_service")
 
-    # Both processes' public ids agree: they derive from the shared JWT_SECRET.
+    # Both processes' public ids agree: the key behind them is kept in the shared database.
     with live_ws(a.url, token=_token()) as ops:
         assert vehicles_of(ops.snapshot())[bus_id]["in_service"] is False
 

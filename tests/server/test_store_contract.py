@@ -46,6 +46,24 @@ async def add_bus(store: Store, name: str = "bus-1", route: str | None = "7") ->
     return (await store.add_device(name, f"hash-of-{name}", route=route)).id
 
 
+# installation values -----------------------------------------------------------
+
+
+async def test_installation_value_is_the_first_callers_for_everyone(
+    store: Store, database_url: str | None, tmp_path: Path
+) -> None:
+    assert await store.installation_value("public_id_key", "first") == "first"
+    assert await store.installation_value("public_id_key", "second") == "first"
+    # Another process on the same data (a replica, or this one restarted) gets it too.
+    other = open_store(database_url, tmp_path / "data")
+    await other.open()
+    try:
+        assert await other.installation_value("public_id_key", "third") == "first"
+        assert await other.installation_value("another", "x") == "x"
+    finally:
+        await other.close()
+
+
 # backend selection -------------------------------------------------------------
 
 
