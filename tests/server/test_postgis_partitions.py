@@ -122,7 +122,11 @@ async def test_retention_drops_old_partitions_and_old_strays(
 async def test_migrations_are_idempotent(store: PostgisStore, postgis_url: str) -> None:
     assert await store.migrate() == []
     rows = await query(postgis_url, "SELECT version, name FROM schema_migrations")
-    assert sorted((r["version"], r["name"]) for r in rows) == [(1, "0001_init"), (2, "0002_phones")]
+    assert sorted((r["version"], r["name"]) for r in rows) == [
+        (1, "0001_init"),
+        (2, "0002_phones"),
+        (3, "0003_installation"),
+    ]
 
 
 async def test_concurrent_starters_migrate_once(postgis_url: str) -> None:
