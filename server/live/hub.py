@@ -8,10 +8,11 @@ subscribe/unsubscribe race to guard against and a client can never make the
 hub wait.
 
 Vehicle states (online, no_gps, offline, out_of_service) come from the same
-``vehicle_state`` (``server/vehicle.py``) that ``/v1/fleet/live`` uses. Each process computes state
-changes from its own copy of the snapshot and tells only its own clients, so
-nothing is announced twice across processes; the copies agree because they
-are built from the same positions and ``received_at`` times.
+``vehicle_state`` (``server/vehicle.py``) that ``/v1/fleet/live`` uses. Each
+process computes state changes from its own copy of the snapshot and tells
+only its own clients, so nothing is announced twice across processes; the
+copies agree because they are built from the same positions and
+``received_at`` times.
 """
 
 from __future__ import annotations
@@ -208,8 +209,8 @@ class Hub:
             state = vehicle_state(vehicle.pos, now, self.offline_after_s)
             if state == vehicle.state:
                 continue
-            # Dated from received_at (or the heartbeat) alone, so every process
-            # dates the change the same for `since`.
+            # The moment it went follows from received_at (or the heartbeat) alone, so
+            # every process dates the change the same for `since`.
             went = fresh_until(vehicle.pos, vehicle.state, self.offline_after_s)
             self._replace(vehicle, vehicle.pos, max(went, vehicle.changed_at), now)
             flipped += 1
