@@ -16,10 +16,10 @@ from litestar import Request, get, post
 from litestar.params import FromPath
 
 from server.auth import hash_device_token, new_device_token
-from server.fleet import iso
 from server.http import ApiError, current_user, services, store_unavailable
 from server.model import Device
 from server.store.base import Conflict, Store, StoreUnavailable
+from server.vehicle import iso, last_seen
 
 MAX_NAME = 64
 # Ids are 64-bit in both stores; a larger number would fail in the driver, not 404.
@@ -76,9 +76,9 @@ def parse_new_device(raw: bytes) -> tuple[str, str | None]:
 
 async def last_heard(store: Store) -> dict[int, datetime]:
     """When each device was last heard from: its newest fix's arrival or its last heartbeat."""
-    heard = {p.device_id: p.received_at for p in await store.live_positions()}
+    heard = {p.device_id: last_seen(p) for p in await store.live_positions()}
     for s in await store.seen_devices():
-        heard[s.device_id] = max(s.seen.at, heard.get(s.device_id, s.seen.at))
+        heard[s.device_id] = max(last_seen(s), heard.get(s.device_id, s.seen.at))
     return heard
 
 

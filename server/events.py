@@ -14,11 +14,11 @@ from litestar import Request, get
 from litestar.params import FromPath, QueryParameter
 
 from server.devices import MAX_ID
-from server.fleet import iso
 from server.http import ApiError, current_user, services, store_unavailable
 from server.model import Device, Event
 from server.store.base import StoreUnavailable
 from server.tracks import query_time
+from server.vehicle import iso
 
 DEFAULT_EVENT_RANGE = timedelta(days=7)
 MAX_EVENT_RANGE = timedelta(days=31)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-EARTH_RADIUS_M = 6_371_008.8
+from server.vehicle import EARTH_RADIUS_M
+
 # Ranking costs O(n log n) distance computations in pure Python. Longer tracks
 # are first thinned evenly in time to this many candidates (a week at 1 Hz
 # becomes one point every 30 s), which keeps a request well under a second;

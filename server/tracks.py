@@ -15,12 +15,12 @@ from litestar import Request, get
 from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, QueryParameter
 
-from server.fleet import iso, vehicle_json
 from server.http import ApiError, current_user, services, store_unavailable
 from server.model import FixIn
-from server.simplify import EARTH_RADIUS_M, simplify
+from server.simplify import simplify
 from server.store.base import StoreUnavailable
 from server.validation import parse_time
+from server.vehicle import distance_m, iso, operator_view, vehicle_state
 
 MAX_TRACK_RANGE = timedelta(days=7)
 DEFAULT_TRACK_RANGE = timedelta(hours=1)
@@ -165,14 +165,6 @@ async def vehicle_track(
     return track_geojson(device_id, device.name, fixes, t0, t1, int(limit or DEFAULT_MAX_POINTS))
 
 
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance (haversine); within a metre of PostGIS's for city radii."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
 @get("/v1/fleet/nearby", tags=["fleet"], summary="Vehicles within a radius of a point")
 async def fleet_nearby(
     request: Request[Any, Any, Any],
@@ -198,7 +190,7 @@ async def fleet_nearby(
     now = datetime.now(UTC)
     vehicles = []
     for pos in positions:
-        item = vehicle_json(pos, now, svc.settings.offline_after_s)
+        item = operator_view(pos, vehicle_state(pos, now, svc.settings.offline_after_s))
         item["distance_m"] = round(distance_m(y, x, pos.fix.lat, pos.fix.lon), 1)
         vehicles.append(item)
     return {

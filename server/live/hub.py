@@ -7,11 +7,12 @@ view. All of it runs on the event loop without awaiting, so there is no
 subscribe/unsubscribe race to guard against and a client can never make the
 hub wait.
 
-Vehicle states (online, offline, out_of_service) come from the same
-``vehicle_state`` that ``/v1/fleet/live`` uses. Each process computes state
-changes from its own copy of the snapshot and tells only its own clients, so
-nothing is announced twice across processes; the copies agree because they
-are built from the same positions and ``received_at`` times.
+Vehicle states (online, no_gps, offline, out_of_service) come from the same
+``vehicle_state`` (``server/vehicle.py``) that ``/v1/fleet/live`` uses. Each
+process computes state changes from its own copy of the snapshot and tells
+only its own clients, so nothing is announced twice across processes; the
+copies agree because they are built from the same positions and
+``received_at`` times.
 """
 
 from __future__ import annotations
@@ -23,21 +24,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from server.fleet import iso
 from server.live.client import ClientSession
 from server.live.close_codes import CLOSE_UNAUTHORIZED
 from server.live.filters import Filter
 from server.live.index import ClientIndex, cell_of
-from server.live.views import (
-    RIDER_STATES,
-    dumps,
-    operator_view,
-    public_id,
-    public_view,
-    state_of,
-    with_attrs,
-)
+from server.live.views import dumps, public_id, stream_operator_view, with_attrs
 from server.model import LivePosition
+from server.vehicle import (
+    RIDER_STATES,
+    VehicleState,
+    fresh_until,
+    iso,
+    public_view,
+    vehicle_state,
+)
 
 # A reconnecting client asks for changes since the last frame it got. Positions
 # are stamped with received_at before the database commit and published after
@@ -60,7 +60,7 @@ def _rider_change(old: str, new: str) -> bool:
 @dataclass(slots=True)
 class Vehicle:
     pos: LivePosition
-    state: str
+    state: VehicleState
     changed_at: datetime  # when anything a client sees last changed
     public_id: str
     # Rendered on first use: most positions reach no client before the next one.
@@ -70,7 +70,7 @@ class Vehicle:
     @property
     def operator_json(self) -> str:
         if self._operator_json is None:
-            self._operator_json = dumps(operator_view(self.pos, self.state))
+            self._operator_json = dumps(stream_operator_view(self.pos, self.state))
         return self._operator_json
 
     @property
@@ -206,16 +206,12 @@ class Hub:
         for vehicle in list(self.vehicles.values()):
             if vehicle.state not in ("online", "no_gps"):
                 continue  # back online (or no_gps) happens only with a report
-            state = state_of(vehicle.pos, now, self.offline_after_s)
+            state = vehicle_state(vehicle.pos, now, self.offline_after_s)
             if state == vehicle.state:
                 continue
             # The moment it went follows from received_at (or the heartbeat) alone, so
             # every process dates the change the same for `since`.
-            seen = vehicle.pos.seen
-            heard = vehicle.pos.received_at
-            if vehicle.state == "no_gps" and seen is not None:
-                heard = seen.at
-            went = heard + timedelta(seconds=self.offline_after_s)
+            went = fresh_until(vehicle.pos, vehicle.state, self.offline_after_s)
             self._replace(vehicle, vehicle.pos, max(went, vehicle.changed_at), now)
             flipped += 1
         return flipped
@@ -223,7 +219,7 @@ class Hub:
     def _replace(
         self, old: Vehicle | None, pos: LivePosition, changed_at: datetime, now: datetime
     ) -> None:
-        state = state_of(pos, now, self.offline_after_s)
+        state = vehicle_state(pos, now, self.offline_after_s)
         if old is not None:
             vid = old.public_id
         elif self.public_key is None:
@@ -331,7 +327,7 @@ class Hub:
             vehicle = self.vehicles.get(key)
             if vehicle is None or not self._visible(client, vehicle.pos):
                 continue
-            state = vehicle.state
+            state: str = vehicle.state
             if client.public:
                 if state not in RIDER_STATES:
                     continue

@@ -16,7 +16,6 @@ from typing import Any
 from litestar import Request, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from server.fleet import iso
 from server.http import ApiError, services
 from server.live.auth import LiveAuthError, authenticate, token_of
 from server.live.bus import LiveBus
@@ -24,6 +23,7 @@ from server.live.client import ClientSession
 from server.live.close_codes import CLOSE_TRY_LATER
 from server.live.filters import FilterError, stream_options
 from server.live.views import dumps
+from server.vehicle import iso
 
 RETRY_MS = 3000
 

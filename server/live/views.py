@@ -1,8 +1,9 @@
-"""How a live position looks on the bus between processes, to operators and to riders. No I/O.
+"""How a live position looks on the bus between processes and to operators' streams. No I/O.
 
-Operators see what ``/v1/fleet/live`` shows (the same ``vehicle_view`` and
-``vehicle_state``) plus ``in_service``. Riders see a label, route, position,
-heading, speed and fix time under an opaque id: no device ids, no tokens.
+Operators see what ``/v1/fleet/live`` shows (``operator_view`` and
+``vehicle_state`` of ``server/vehicle.py``) plus ``in_service``. Riders see
+``public_view`` (``server/vehicle.py``) under the opaque id made here: no
+device ids, no tokens.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from server.fleet import iso, vehicle_state, vehicle_view
 from server.model import Device, FixIn, LivePosition, Seen
+from server.vehicle import VehicleState, iso, operator_view, vehicle_state
 
 WIRE_VERSION = 1
 
@@ -43,34 +44,11 @@ def public_id(key: bytes, device_id: int) -> str:
     return "v" + digest[:16]
 
 
-def operator_view(pos: LivePosition, state: str) -> dict[str, Any]:
-    view = vehicle_view(pos, state)
+def stream_operator_view(pos: LivePosition, state: VehicleState) -> dict[str, Any]:
+    """A vehicle on an operator's stream: what ``/v1/fleet/live`` shows, plus ``in_service``."""
+    view = operator_view(pos, state)
     view["in_service"] = pos.in_service
     return view
-
-
-# What riders are told of each state: a bus heard from without GPS has no
-# position worth showing, so it is offline to them; out of service is removal.
-RIDER_STATES = {"online": "online", "offline": "offline", "no_gps": "offline"}
-
-
-def public_view(pos: LivePosition, vid: str, state: str) -> dict[str, Any]:
-    fix = pos.fix
-    return {
-        "id": vid,
-        "label": pos.name,
-        "route": pos.route,
-        "lat": fix.lat,
-        "lon": fix.lon,
-        "heading": fix.heading,
-        "speed": fix.speed,
-        "t": iso(fix.t),
-        "state": RIDER_STATES.get(state, state),
-    }
-
-
-def state_of(pos: LivePosition, now: datetime, offline_after_s: int) -> str:
-    return vehicle_state(pos, now, offline_after_s)
 
 
 # -- the live bus between processes -------------------------------------------------------
@@ -79,7 +57,7 @@ def state_of(pos: LivePosition, now: datetime, offline_after_s: int) -> str:
 def encode_positions(positions: list[LivePosition], now: datetime, offline_after_s: int) -> bytes:
     items = []
     for pos in positions:
-        item = operator_view(pos, state_of(pos, now, offline_after_s))
+        item = stream_operator_view(pos, vehicle_state(pos, now, offline_after_s))
         item["alt"] = pos.fix.alt
         # The view shows the newer of the fix's and the heartbeat's battery; the
         # wire carries the fix's own (the heartbeat travels on its own).

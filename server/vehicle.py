@@ -1,0 +1,164 @@
+"""What a vehicle is to everyone who reads it: its state, its views, its distances. No I/O.
+
+One place for the vocabulary that ``/v1/fleet/live``, ``/v1/fleet/nearby``,
+the live streams (``server/live/``) and, next, the GTFS-Realtime feed share:
+
+- **State** (``vehicle_state``): ``online`` (a fix arrived within
+  OFFLINE_AFTER), ``no_gps`` (no recent fix, but the device was heard from
+  within OFFLINE_AFTER: a phone's heartbeat, or a report whose fix was
+  refused), ``offline``, or ``out_of_service`` (set by an operator). Exactly
+  OFFLINE_AFTER old still counts as fresh.
+- **Views**: ``operator_view`` is one vehicle as ``/v1/fleet/live`` lists it
+  (also a device heard from that never sent a fix, with no position); the
+  operator streams add ``in_service`` to it (``server/live/views.py``).
+  ``public_view`` is what riders see under an opaque id.
+- **Distance** (``distance_m``): great-circle metres between two points.
+
+The SQLite store ranks ``nearby`` with its own copy of the haversine
+(``server/store/sqlite.py``, ``_haversine_m``, same radius), and the agent
+keeps one for its filters (``agent/pipeline.py``: the agent never imports the
+server); keep them in step with ``distance_m``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from server.model import DeviceSeen, LivePosition
+
+VehicleState = Literal["online", "no_gps", "offline", "out_of_service"]
+
+# What riders are told of each state: a bus heard from without GPS has no
+# position worth showing, so it is offline to them; out of service is removal.
+RIDER_STATES: dict[str, str] = {"online": "online", "offline": "offline", "no_gps": "offline"}
+
+# The mean Earth radius (IUGG); PostGIS measures on the spheroid, within a
+# metre of this for city radii.
+EARTH_RADIUS_M = 6_371_008.8
+
+# Fields ``operator_view`` leaves empty for a device that never sent a fix.
+_PLACE_FIELDS = ("lat", "lon", "t", "speed", "heading", "accuracy")
+
+
+def iso(t: datetime) -> str:
+    """A time as every answer and frame writes it: UTC, ISO 8601, ``Z``."""
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- state -----------------------------------------------------------------------------------
+
+
+def _fresh(at: datetime, now: datetime, offline_after_s: int) -> bool:
+    return (now - at).total_seconds() <= offline_after_s
+
+
+def vehicle_state(
+    vehicle: LivePosition | DeviceSeen, now: datetime, offline_after_s: int
+) -> VehicleState:
+    """online / no_gps / offline from the last fix's arrival and the last heartbeat.
+
+    A ``DeviceSeen`` is a device that has only ever sent heartbeats: never online.
+    """
+    if not vehicle.in_service:
+        return "out_of_service"
+    if isinstance(vehicle, LivePosition) and _fresh(vehicle.received_at, now, offline_after_s):
+        return "online"
+    seen = vehicle.seen
+    if seen is not None and _fresh(seen.at, now, offline_after_s):
+        return "no_gps"
+    return "offline"
+
+
+def fresh_until(pos: LivePosition, state: VehicleState, offline_after_s: int) -> datetime:
+    """When a vehicle ``online`` (or ``no_gps``) stops being so if nothing new arrives.
+
+    It follows from ``received_at`` (or the heartbeat's time) alone, so every
+    process dates a state change the same.
+    """
+    heard = pos.received_at
+    if state == "no_gps" and pos.seen is not None:
+        heard = pos.seen.at
+    return heard + timedelta(seconds=offline_after_s)
+
+
+def last_seen(vehicle: LivePosition | DeviceSeen) -> datetime:
+    """When the device was last heard from: its newest fix's arrival or its last heartbeat."""
+    if isinstance(vehicle, DeviceSeen):
+        return vehicle.seen.at
+    if vehicle.seen is None:
+        return vehicle.received_at
+    return max(vehicle.seen.at, vehicle.received_at)
+
+
+# -- views -----------------------------------------------------------------------------------
+
+
+def _power(pos: LivePosition) -> tuple[float | None, bool | None]:
+    """Battery and charging from whichever is newer: the last fix or the last heartbeat."""
+    seen = pos.seen
+    newer = seen is not None and seen.at > pos.received_at
+    if newer and seen is not None and (seen.battery is not None or seen.charge is not None):
+        return seen.battery, seen.charge
+    return pos.fix.battery, pos.fix.charge
+
+
+def operator_view(vehicle: LivePosition | DeviceSeen, state: VehicleState) -> dict[str, Any]:
+    """One vehicle as ``/v1/fleet/live`` lists it; position fields are null without a fix."""
+    place: dict[str, Any]
+    received_at: str | None
+    if isinstance(vehicle, DeviceSeen):
+        place = dict.fromkeys(_PLACE_FIELDS)
+        battery, charge = vehicle.seen.battery, vehicle.seen.charge
+        received_at = None
+    else:
+        fix = vehicle.fix
+        place = {
+            "lat": fix.lat,
+            "lon": fix.lon,
+            "t": iso(fix.t),
+            "speed": fix.speed,
+            "heading": fix.heading,
+            "accuracy": fix.accuracy,
+        }
+        battery, charge = _power(vehicle)
+        received_at = iso(vehicle.received_at)
+    return {
+        "device_id": vehicle.device_id,
+        "name": vehicle.name,
+        "route": vehicle.route,
+        **place,
+        "battery": battery,
+        "charge": charge,
+        "received_at": received_at,
+        "last_seen": iso(last_seen(vehicle)),
+        "state": state,
+    }
+
+
+def public_view(pos: LivePosition, vid: str, state: VehicleState) -> dict[str, Any]:
+    """What riders see of a vehicle in service, under its public id ``vid``."""
+    fix = pos.fix
+    return {
+        "id": vid,
+        "label": pos.name,
+        "route": pos.route,
+        "lat": fix.lat,
+        "lon": fix.lon,
+        "heading": fix.heading,
+        "speed": fix.speed,
+        "t": iso(fix.t),
+        "state": RIDER_STATES.get(state, state),
+    }
+
+
+# -- distances -------------------------------------------------------------------------------
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres (haversine, on a sphere of ``EARTH_RADIUS_M``)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
