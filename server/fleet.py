@@ -108,7 +108,7 @@ async def fleet_live(request: Request[Any, Any, Any]) -> dict[str, Any]:
     except StoreUnavailable:
         raise store_unavailable() from None
     now = datetime.now(UTC)
-    limit = svc.settings.offline_after_s
+    limit = svc.settings.live.offline_after_s
     placed = {p.device_id for p in positions}
     vehicles = [vehicle_json(p, now, limit) for p in positions]
     vehicles += [unplaced_json(s, now, limit) for s in seen if s.device_id not in placed]

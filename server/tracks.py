@@ -198,7 +198,7 @@ async def fleet_nearby(
     now = datetime.now(UTC)
     vehicles = []
     for pos in positions:
-        item = vehicle_json(pos, now, svc.settings.offline_after_s)
+        item = vehicle_json(pos, now, svc.settings.live.offline_after_s)
         item["distance_m"] = round(distance_m(y, x, pos.fix.lat, pos.fix.lon), 1)
         vehicles.append(item)
     return {
