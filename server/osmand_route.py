@@ -52,7 +52,7 @@ def judge(report: Report, now: datetime, tolerance: timedelta) -> Batch:
             fix, accuracy=reading.accuracy, battery=reading.battery, charge=reading.charge
         )
         good.append((index, extra))
-    return Batch(good, rejected, {})
+    return Batch(good, rejected)
 
 
 def event_time(report: Report, batch: Batch, now: datetime, tolerance: timedelta) -> datetime:
