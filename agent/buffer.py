@@ -185,9 +185,6 @@ class Buffer:
         """Up to ``n`` fixes, newest first: the uplink sends these live-first."""
         return self._select("DESC", n)
 
-    def oldest(self, n: int) -> list[Fix]:
-        return self._select("ASC", n)
-
     def last(self) -> Fix | None:
         rows = self.newest(1)
         return rows[0] if rows else None

@@ -46,7 +46,7 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         checks["database"] = "ok"
     except StoreUnavailable as exc:
         checks["database"] = f"unavailable: {exc}"
-    if svc.settings.redis_url:
+    if svc.settings.live.redis_url:
         checks["redis"] = "ok" if await svc.limiter.ping() else "unavailable"
     ok = all(v == "ok" for v in checks.values())
     body = {"status": "ok" if ok else "degraded", "version": __version__, **checks}
@@ -81,18 +81,20 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
     # Start-up only checks the PostGIS schema: migrating is `bustracker migrate`'s job,
     # run once before a deploy, not by every replica racing at boot.
     store = store or open_store(
-        settings.database_url,
-        settings.data_dir,
+        settings.store.database_url,
+        settings.store.data_dir,
         migrate=False,
-        pool_size=settings.db_pool_size,
+        pool_size=settings.store.db_pool_size,
     )
     return Services(
         settings=settings,
         store=store,
-        devices=DeviceTokens(store, ttl_s=settings.device_cache_s),
-        limiter=Limiter(settings.redis_url),
+        devices=DeviceTokens(store, ttl_s=settings.auth.device_cache_s),
+        limiter=Limiter(settings.live.redis_url),
         tokens=TokenIssuer(
-            settings.jwt_secret, settings.jwt_access_expiry_s, settings.jwt_refresh_expiry_s
+            settings.auth.jwt_secret,
+            settings.auth.jwt_access_expiry_s,
+            settings.auth.jwt_refresh_expiry_s,
         ),
     )
 
@@ -103,14 +105,14 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await svc.store.open()
-        if not settings.jwt_secret_configured:
+        if not settings.auth.jwt_secret_configured:
             log.warning("JWT_SECRET not set: sign-ins end when this process stops")
-            if settings.redis_url:
+            if settings.live.redis_url:
                 log.warning(
                     "REDIS_URL is set but JWT_SECRET is not: each replica signs with a key "
                     "of its own, so replicas reject each other's sign-ins; set JWT_SECRET"
                 )
-        upkeep = asyncio.create_task(maintain(svc.store, settings.retention_days))
+        upkeep = asyncio.create_task(maintain(svc.store, settings.store.retention_days))
         try:
             yield
         finally:
@@ -120,8 +122,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             await svc.store.close()
 
     cors = (
-        CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=True)
-        if settings.cors_origins
+        CORSConfig(allow_origins=list(settings.http.cors_origins), allow_credentials=True)
+        if settings.http.cors_origins
         else None
     )
     metrics = Metrics(svc.store)
@@ -148,7 +150,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         middleware=[LatencyMiddleware(metrics)],
         exception_handlers={Exception: error_response},
         cors_config=cors,
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=settings.limits.max_body_bytes,
         openapi_config=OpenAPIConfig(title="bustracker", version=__version__, path="/schema"),
         debug=False,
     )

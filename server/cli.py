@@ -24,7 +24,7 @@ class CliError(Exception):
 
 def _with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
     async def run() -> int:
-        store = open_store(settings.database_url, settings.data_dir)
+        store = open_store(settings.store.database_url, settings.store.data_dir)
         await store.open()
         try:
             return await work(store)
@@ -116,7 +116,7 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
-        store = open_store(settings.database_url, settings.data_dir)
+        store = open_store(settings.store.database_url, settings.store.data_dir)
         applied: list[str] = await store.migrate()
         print(f"applied {', '.join(applied)}" if applied else "schema is current")
         return 0
@@ -131,9 +131,13 @@ def check_workers(workers: int, settings: Settings) -> None:
     if workers == 1:
         return
     needs = [
-        ("DATABASE_URL", settings.database_url, "PostGIS: SQLite takes one writer at a time"),
-        ("REDIS_URL", settings.redis_url, "rate limits and the live bus shared between workers"),
-        ("JWT_SECRET", settings.jwt_secret_configured, "one signing key for every worker"),
+        ("DATABASE_URL", settings.store.database_url, "PostGIS: SQLite takes one writer at a time"),
+        (
+            "REDIS_URL",
+            settings.live.redis_url,
+            "rate limits and the live bus shared between workers",
+        ),
+        ("JWT_SECRET", settings.auth.jwt_secret_configured, "one signing key for every worker"),
     ]
     missing = [f"{name} ({why})" for name, value, why in needs if not value]
     if missing:
@@ -151,7 +155,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
-        "log_level": settings.log_level,
+        "log_level": settings.http.log_level,
         "proxy_headers": True,
         "ws": "websockets-sansio",
         # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
@@ -225,7 +229,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(os.environ)
         code: int = args.func(args, settings)
         return code
-    except (SettingsError, CliError, DemoError) as exc:
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"bustracker: {problem}", file=sys.stderr)
+        return 2
+    except (CliError, DemoError) as exc:
         print(f"bustracker: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:

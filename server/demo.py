@@ -15,7 +15,7 @@ import secrets
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,7 +43,7 @@ def _agent_cmd(*args: str) -> list[str]:
 
 
 async def _prepare(settings: Settings, buses: int) -> tuple[str, list[Bus]]:
-    store = open_store(settings.database_url, settings.data_dir)
+    store = open_store(settings.store.database_url, settings.store.data_dir)
     await store.open()
     try:
         password = secrets.token_urlsafe(9)
@@ -138,13 +138,13 @@ def run_demo(settings: Settings, *, buses: int, host: str, port: int) -> int:
     if not 1 <= buses <= 200:
         raise DemoError("--buses: between 1 and 200")
     # Absolute: the agent reads paths in its config relative to the config file.
-    workdir = (settings.data_dir / "demo").resolve()
+    workdir = (settings.store.data_dir / "demo").resolve()
     # A fresh fleet every run: the demo prints new tokens and a new password.
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     # Always the embedded store: the demo must not touch a production database.
     # Its sign-ins need not outlive it, so the per-process JWT secret is fine.
-    settings = replace(settings, data_dir=workdir, database_url=None, jwt_secret_configured=True)
+    settings = settings.with_values(data_dir=workdir, database_url=None, jwt_secret_configured=True)
     password, fleet = asyncio.run(_prepare(settings, buses))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(settings, host, port, workdir, fleet, password))

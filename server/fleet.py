@@ -26,7 +26,7 @@ async def fleet_live(request: Request[Any, Any, Any]) -> dict[str, Any]:
     except StoreUnavailable:
         raise store_unavailable() from None
     now = datetime.now(UTC)
-    limit = svc.settings.offline_after_s
+    limit = svc.settings.live.offline_after_s
     placed = {p.device_id for p in positions}
     # A device heard from that never sent a fix is listed too, without a position.
     unplaced = [s for s in seen if s.device_id not in placed]

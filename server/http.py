@@ -80,7 +80,7 @@ async def current_user(request: Request[Any, Any, Any], role: Role = "viewer") -
     except InvalidToken as exc:
         raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
     decision = await svc.limiter.hit(
-        svc.settings.rate_limit_api, "api", f"user:{principal.user_id}"
+        svc.settings.limits.rate_limit_api, "api", f"user:{principal.user_id}"
     )
     if not decision.allowed:
         raise ApiError(429, "rate limit exceeded", headers=decision.headers())

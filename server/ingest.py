@@ -55,23 +55,27 @@ def limits(settings: Settings, protocol: str = "v1") -> dict[str, Any]:
     """What a sender needs to plan its sends without provoking a 429."""
     budget: dict[str, Any]
     if protocol == "osmand":
-        budget = {"fixes_per_minute": settings.rate_limit_osmand.per_minute}
+        budget = {"fixes_per_minute": settings.limits.rate_limit_osmand.per_minute}
     else:
-        budget = {"requests_per_minute": settings.rate_limit_telemetry.per_minute}
+        budget = {"requests_per_minute": settings.limits.rate_limit_telemetry.per_minute}
     return {
         **budget,
-        "max_batch": settings.max_batch,
-        "max_body_bytes": settings.max_body_bytes,
+        "max_batch": settings.limits.max_batch,
+        "max_body_bytes": settings.limits.max_body_bytes,
     }
 
 
 def limit_headers(settings: Settings) -> dict[str, str]:
-    return {"X-Max-Batch": str(settings.max_batch)}
+    return {"X-Max-Batch": str(settings.limits.max_batch)}
 
 
 def budget(settings: Settings, protocol: str) -> RateLimit:
     """Protocol v1 is budgeted per request; OsmAnd senders per fix (docs/decisions.md)."""
-    return settings.rate_limit_osmand if protocol == "osmand" else settings.rate_limit_telemetry
+    return (
+        settings.limits.rate_limit_osmand
+        if protocol == "osmand"
+        else settings.limits.rate_limit_telemetry
+    )
 
 
 async def authenticate_device(svc: Services, token: str | None, missing: str) -> Device:
@@ -141,9 +145,9 @@ def decode_v1(raw: bytes, content_encoding: str | None, now: datetime, settings:
         raw,
         content_encoding,
         now,
-        max_batch=settings.max_batch,
-        max_body_bytes=settings.max_body_bytes,
-        future_tolerance=timedelta(seconds=settings.future_tolerance_s),
+        max_batch=settings.limits.max_batch,
+        max_body_bytes=settings.limits.max_body_bytes,
+        future_tolerance=timedelta(seconds=settings.limits.future_tolerance_s),
     )
 
 
@@ -166,9 +170,11 @@ async def post_location(request: Request[Any, Any, Any]) -> Response[dict[str, A
     token = bearer(request.headers.get("authorization"))
     admission = await admit(svc, token, "missing device token", "v1")
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > settings.max_body_bytes:
+    if length and length.isdigit() and int(length) > settings.limits.max_body_bytes:
         raise ApiError(
-            413, f"body larger than {settings.max_body_bytes} bytes", headers=admission.headers
+            413,
+            f"body larger than {settings.limits.max_body_bytes} bytes",
+            headers=admission.headers,
         )
     raw = await request.body()
     now = datetime.now(UTC)

@@ -67,7 +67,7 @@ def _telemetry(settings: Settings) -> RequestBody:
     )
     body = _obj(
         {
-            "fixes": Schema(type=OpenAPIType.ARRAY, items=fix, max_items=settings.max_batch),
+            "fixes": Schema(type=OpenAPIType.ARRAY, items=fix, max_items=settings.limits.max_batch),
             "agent": _obj({"version": _str(), "backlog": Schema(type=OpenAPIType.INTEGER)}),
         },
         ["fixes"],

@@ -52,7 +52,7 @@ def judge(report: Report, now: datetime, tolerance: timedelta) -> Batch:
             fix, accuracy=reading.accuracy, battery=reading.battery, charge=reading.charge
         )
         good.append((index, extra))
-    return Batch(good, rejected, {})
+    return Batch(good, rejected)
 
 
 def event_time(report: Report, batch: Batch, now: datetime, tolerance: timedelta) -> datetime:
@@ -72,7 +72,7 @@ async def raise_alarm(
 ) -> dict[str, Any]:
     """Store the report's alarm as an event; publish it if it is new (not a resend)."""
     assert report.alarm is not None
-    tolerance = timedelta(seconds=svc.settings.future_tolerance_s)
+    tolerance = timedelta(seconds=svc.settings.limits.future_tolerance_s)
     where = batch.fixes[-1][1] if batch.fixes else None
     event = Event(
         device_id=admission.device.id,
@@ -114,18 +114,20 @@ async def osmand(request: Request[Any, Any, Any]) -> Response[Any]:
     if request.url.path == "/" and request.method == "GET" and not has_token(dict(query)):
         return landing_page()
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > settings.max_body_bytes:
-        raise ApiError(413, f"body larger than {settings.max_body_bytes} bytes")
+    if length and length.isdigit() and int(length) > settings.limits.max_body_bytes:
+        raise ApiError(413, f"body larger than {settings.limits.max_body_bytes} bytes")
     body = await request.body()
     now = datetime.now(UTC)
     try:
-        report = decode(query, body, request.headers.get("content-type"), now, settings.max_batch)
+        report = decode(
+            query, body, request.headers.get("content-type"), now, settings.limits.max_batch
+        )
     except BodyError as exc:
         raise ApiError(exc.status, exc.reason) from None
     # One fix per request is Traccar Client's way: budget fixes, not requests.
     cost = max(1, len(report.fixes))
     admission = await admit(svc, report.token, MISSING_TOKEN, "osmand", cost)
-    batch = judge(report, now, timedelta(seconds=settings.future_tolerance_s))
+    batch = judge(report, now, timedelta(seconds=settings.limits.future_tolerance_s))
     answer = await commit(request, admission, batch, now, "osmand")
     out = answer.body(settings, "osmand")
     if answer.accepted == 0:

@@ -1,6 +1,10 @@
-"""Server settings: read once from the environment (and ``*_FILE`` secrets), validated.
+"""Server settings: read once from the environment (and ``*_FILE`` secrets), in sections.
 
-Errors name the variable, so an operator with a typo sees which key is wrong.
+Each setting is a field of its section that names its environment variable and
+how to parse it, so :func:`load_settings` is one loop, every variable is listed
+in one place (:func:`variables`; ``docs/operations.md`` documents each one, and
+a test holds the two together), and every bad variable is reported at once:
+an operator fixing an environment file sees all its typos in one start-up.
 """
 
 from __future__ import annotations
@@ -8,18 +12,24 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/\s*(second|minute|hour|s|m|h|min))?\s*$")
 _PER = {None: 60, "minute": 60, "m": 60, "min": 60, "second": 1, "s": 1, "hour": 3600, "h": 3600}
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class SettingsError(ValueError):
-    """A setting has a bad value; the message starts with the variable's name."""
+    """Settings with bad values; each line of the message starts with a variable's name."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,117 +46,220 @@ class RateLimit:
         return f"{self.count};w={self.per_seconds}"
 
 
+# -- parsers: text of one variable -> value; ValueError says what was expected --------
+
+
+def parse_duration(raw: str) -> int:
+    """Seconds, from ``90s``, ``15m``, ``7d`` (a bare number is seconds)."""
+    m = _DURATION.match(raw)
+    if not m:
+        raise ValueError(f"expected a duration like 90s, 15m, 7d; got {raw!r}")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_rate(raw: str) -> RateLimit:
+    # The seed plan writes "10 # req/min per device": drop a trailing comment.
+    m = _RATE.match(raw.split("#", 1)[0])
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"expected a count per minute like 10 or 10/minute; got {raw!r}")
+    return RateLimit(int(m.group(1)), _PER[m.group(2)])
+
+
+def _integer(minimum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _url(*schemes: str, hint: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        scheme = raw.split(":", 1)[0]
+        if scheme not in schemes:
+            # Only the scheme is echoed back: the rest may hold a password.
+            raise ValueError(f"expected {hint}, got {scheme}://…")
+        return raw
+
+    return parse
+
+
+def _jwt_secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters")
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().lower()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected debug, info, warning or error; got {raw!r}")
+    return level
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in raw.split(",") if o.strip())
+
+
+def _env(name: str, parse: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
+    """A field read from variable ``name`` (and ``name_FILE`` when ``secret``)."""
+    meta = {"env": name, "parse": parse, "secret": secret}
+    if callable(default) and not isinstance(default, type):
+        return field(default_factory=default, metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
+
+
+# -- sections ------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class Settings:
-    database_url: str | None = None
-    redis_url: str | None = None
-    data_dir: Path = Path("data")
-    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
-    jwt_access_expiry_s: int = 15 * 60
-    jwt_refresh_expiry_s: int = 7 * 86400
-    rate_limit_telemetry: RateLimit = RateLimit(10, 60)
-    # OsmAnd senders (phones) are budgeted per fix, not per request (docs/decisions.md).
-    rate_limit_osmand: RateLimit = RateLimit(1800, 60)
-    rate_limit_api: RateLimit = RateLimit(100, 60)
-    cors_origins: tuple[str, ...] = ()
-    log_level: str = "info"
-    max_batch: int = 500
-    max_body_bytes: int = 1024 * 1024
-    future_tolerance_s: int = 300
-    offline_after_s: int = 120
+class StoreSettings:
+    """Where positions live and for how long."""
+
+    database_url: str | None = _env(
+        "DATABASE_URL",
+        _url("postgresql", "postgres", hint="postgresql://… (unset for the embedded SQLite store)"),
+        None,
+        secret=True,
+    )
+    data_dir: Path = _env("BUSTRACKER_DATA_DIR", Path, Path("data"))
     # Days of positions kept (PostGIS drops whole daily partitions); 0 keeps all.
-    retention_days: int = 90
+    retention_days: int = _env("RETENTION_DAYS", _integer(0), 90)
     # Most PostGIS connections one process holds (requests beyond it queue for one).
-    db_pool_size: int = 20
+    db_pool_size: int = _env("DB_POOL_SIZE", _integer(1), 20)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Sign-ins of people and the device token cache."""
+
+    jwt_secret: str = _env(
+        "JWT_SECRET", _jwt_secret, lambda: secrets.token_urlsafe(48), secret=True
+    )
+    jwt_access_expiry_s: int = _env("JWT_ACCESS_EXPIRY", parse_duration, 15 * 60)
+    jwt_refresh_expiry_s: int = _env("JWT_REFRESH_EXPIRY", parse_duration, 7 * 86400)
     # How long ingest trusts a device token it looked up (see server/device_tokens.py).
-    device_cache_s: int = 30
+    device_cache_s: int = _env("DEVICE_CACHE_TTL", parse_duration, 30)
     # False when JWT_SECRET was not given: tokens then die with the process.
     jwt_secret_configured: bool = False
 
 
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """``NAME`` or the contents of the file named by ``NAME_FILE`` (Docker secrets)."""
-    path = env.get(f"{name}_FILE")
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """What one sender may send, advertised to agents so they plan within it."""
+
+    rate_limit_telemetry: RateLimit = _env("RATE_LIMIT_TELEMETRY", parse_rate, RateLimit(10, 60))
+    # OsmAnd senders (phones) are budgeted per fix, not per request (docs/decisions.md).
+    rate_limit_osmand: RateLimit = _env("RATE_LIMIT_OSMAND", parse_rate, RateLimit(1800, 60))
+    rate_limit_api: RateLimit = _env("RATE_LIMIT_API", parse_rate, RateLimit(100, 60))
+    max_batch: int = _env("MAX_BATCH", _integer(1), 500)
+    max_body_bytes: int = _env("MAX_BODY_BYTES", _integer(1024), 1024 * 1024)
+    # Fixes dated further ahead than this are refused (protocol v1); not a variable.
+    future_tolerance_s: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    """Live positions between processes and when a silent bus counts as offline."""
+
+    redis_url: str | None = _env(
+        "REDIS_URL", _url("redis", "rediss", hint="redis://host:port/db"), None, secret=True
+    )
+    offline_after_s: int = _env("OFFLINE_AFTER", parse_duration, 120)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The HTTP front: browsers allowed in, and how much the server logs."""
+
+    cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", _origins, ())
+    log_level: str = _env("LOG_LEVEL", _log_level, "info")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    store: StoreSettings = field(default_factory=StoreSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+
+    def with_values(self, **values: Any) -> Settings:
+        """A copy with some values changed, each named by its field (``max_batch=50``).
+
+        Field names are unique across sections, so callers (the demo, tests) need
+        not know which section holds a value.
+        """
+        changed: dict[str, dict[str, Any]] = {}
+        owners = {f.name: section for section, f in _section_fields()}
+        for name, value in values.items():
+            if name not in owners:
+                raise TypeError(f"no setting named {name!r}")
+            changed.setdefault(owners[name], {})[name] = value
+        return replace(
+            self,
+            **{s: replace(getattr(self, s), **vals) for s, vals in changed.items()},
+        )
+
+
+# Each section of Settings by its field name (checked against Settings just below).
+_SECTIONS: dict[str, type[Any]] = {
+    "store": StoreSettings,
+    "auth": AuthSettings,
+    "limits": LimitSettings,
+    "live": LiveSettings,
+    "http": HttpSettings,
+}
+assert list(_SECTIONS) == [f.name for f in fields(Settings)]
+
+
+def _section_fields() -> Iterator[tuple[str, Any]]:
+    for name, section in _SECTIONS.items():
+        for f in fields(section):
+            yield name, f
+
+
+def variables() -> list[str]:
+    """Every environment variable the server reads (``*_FILE`` twins not listed)."""
+    return [f.metadata["env"] for _, f in _section_fields() if "env" in f.metadata]
+
+
+def _raw(env: Mapping[str, str], name: str, secret: bool) -> str | None:
+    """``NAME``, or for a secret the contents of the file named by ``NAME_FILE``."""
+    path = env.get(f"{name}_FILE") if secret else None
     if path:
         try:
             return Path(path).read_text().strip()
         except OSError as exc:
-            raise SettingsError(f"{name}_FILE: cannot read {path!r}: {exc.strerror}") from exc
+            raise ValueError(f"cannot read {path!r}: {exc.strerror}") from exc
     value = env.get(name)
-    return value.strip() if value else None
-
-
-def parse_duration(name: str, raw: str) -> int:
-    m = _DURATION.match(raw)
-    if not m:
-        raise SettingsError(f"{name}: expected a duration like 90s, 15m, 7d; got {raw!r}")
-    return int(m.group(1)) * _UNITS[m.group(2)]
-
-
-def parse_rate(name: str, raw: str) -> RateLimit:
-    # The seed plan writes "10 # req/min per device": drop a trailing comment.
-    m = _RATE.match(raw.split("#", 1)[0])
-    if not m or int(m.group(1)) < 1:
-        raise SettingsError(
-            f"{name}: expected requests per minute like 10 or 10/minute; got {raw!r}"
-        )
-    return RateLimit(int(m.group(1)), _PER[m.group(2)])
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}: must be >= {minimum}, got {value}")
-    return value
+    return value.strip() if value and value.strip() else None
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``env`` (default: the process environment); SettingsError lists all."""
     env = os.environ if env is None else env
-    database_url = _secret(env, "DATABASE_URL")
-    if database_url and not re.match(r"^postgres(ql)?://", database_url):
-        raise SettingsError(
-            f"DATABASE_URL: expected postgresql://… (unset for the embedded SQLite store), got {database_url.split(':')[0]}://…"
-        )
-    redis_url = _secret(env, "REDIS_URL")
-    if redis_url and not re.match(r"^rediss?://", redis_url):
-        raise SettingsError("REDIS_URL: expected redis://host:port/db")
-    jwt_secret = _secret(env, "JWT_SECRET")
-    if jwt_secret is not None and len(jwt_secret) < 32:
-        raise SettingsError("JWT_SECRET: must be at least 32 characters")
-    level = env.get("LOG_LEVEL", "info").lower()
-    if level not in {"debug", "info", "warning", "error", "critical"}:
-        raise SettingsError(f"LOG_LEVEL: expected debug, info, warning or error; got {level!r}")
-    origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
-    base = Settings()
-    return Settings(
-        database_url=database_url or None,
-        redis_url=redis_url or None,
-        data_dir=Path(env.get("BUSTRACKER_DATA_DIR", "data")),
-        jwt_secret=jwt_secret or base.jwt_secret,
-        jwt_secret_configured=jwt_secret is not None,
-        jwt_access_expiry_s=parse_duration(
-            "JWT_ACCESS_EXPIRY", env.get("JWT_ACCESS_EXPIRY", "15m")
-        ),
-        jwt_refresh_expiry_s=parse_duration(
-            "JWT_REFRESH_EXPIRY", env.get("JWT_REFRESH_EXPIRY", "7d")
-        ),
-        rate_limit_telemetry=parse_rate(
-            "RATE_LIMIT_TELEMETRY", env.get("RATE_LIMIT_TELEMETRY", "10")
-        ),
-        rate_limit_osmand=parse_rate("RATE_LIMIT_OSMAND", env.get("RATE_LIMIT_OSMAND", "1800")),
-        rate_limit_api=parse_rate("RATE_LIMIT_API", env.get("RATE_LIMIT_API", "100")),
-        cors_origins=origins,
-        log_level=level,
-        max_batch=_int(env, "MAX_BATCH", 500),
-        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, minimum=1024),
-        offline_after_s=parse_duration("OFFLINE_AFTER", env.get("OFFLINE_AFTER", "120s")),
-        retention_days=_int(env, "RETENTION_DAYS", 90, minimum=0),
-        db_pool_size=_int(env, "DB_POOL_SIZE", 20),
-        device_cache_s=parse_duration("DEVICE_CACHE_TTL", env.get("DEVICE_CACHE_TTL", "30s")),
-    )
+    values: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for section, f in _section_fields():
+        meta = f.metadata
+        if "env" not in meta:
+            continue
+        name = meta["env"]
+        try:
+            raw = _raw(env, name, meta["secret"])
+            if raw is not None:
+                values.setdefault(section, {})[f.name] = meta["parse"](raw)
+        except ValueError as exc:
+            label = f"{name}_FILE" if meta["secret"] and env.get(f"{name}_FILE") else name
+            problems.append(f"{label}: {exc}")
+    if problems:
+        raise SettingsError(problems)
+    auth = values.setdefault("auth", {})
+    auth["jwt_secret_configured"] = "jwt_secret" in auth
+    return Settings(**{name: cls(**values.get(name, {})) for name, cls in _SECTIONS.items()})

@@ -190,7 +190,7 @@ async def fleet_nearby(
     now = datetime.now(UTC)
     vehicles = []
     for pos in positions:
-        item = operator_view(pos, vehicle_state(pos, now, svc.settings.offline_after_s))
+        item = operator_view(pos, vehicle_state(pos, now, svc.settings.live.offline_after_s))
         item["distance_m"] = round(distance_m(y, x, pos.fix.lat, pos.fix.lon), 1)
         vehicles.append(item)
     return {

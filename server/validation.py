@@ -44,7 +44,6 @@ class Rejection:
 class Batch:
     fixes: list[tuple[int, FixIn]]
     rejected: list[Rejection]
-    agent: dict[str, Any]
 
 
 def inflate(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
@@ -77,8 +76,12 @@ def _stdlib_json(body: bytes) -> Any:
         raise BodyError(422, "body is nested too deeply") from None
 
 
-def parse_batch(body: bytes, max_batch: int) -> tuple[list[Any], dict[str, Any]]:
-    """The ``fixes`` list and ``agent`` object of a v1 body, or BodyError."""
+def parse_batch(body: bytes, max_batch: int) -> list[Any]:
+    """The ``fixes`` list of a v1 body, or BodyError.
+
+    The body's ``agent`` object (version, backlog) is read by nobody yet, so it
+    is not kept; like any unknown field it may hold anything.
+    """
     try:
         # msgspec reads a 500-fix body several times faster than json; the stdlib
         # parser stays as the fallback for what msgspec refuses but a fix-by-fix
@@ -95,8 +98,7 @@ def parse_batch(body: bytes, max_batch: int) -> tuple[list[Any], dict[str, Any]]
         raise BodyError(
             413, f"{len(fixes)} fixes in one request; at most {max_batch}", max_batch=max_batch
         )
-    agent = doc.get("agent")
-    return fixes, agent if isinstance(agent, dict) else {}
+    return fixes
 
 
 def parse_time(value: Any) -> datetime:
@@ -231,7 +233,6 @@ class _WireFix(msgspec.Struct):
 
 class _WireBody(msgspec.Struct):
     fixes: list[_WireFix]
-    agent: dict[str, Any] | None = None
 
 
 _TYPED = msgspec.json.Decoder(_WireBody)
@@ -264,7 +265,7 @@ def decode_typed(
             continue
         fix = FixIn(t, f.lat, f.lon, f.alt, f.speed, f.heading, f.hdop, f.sats, f.mode)
         good.append((index, fix))
-    return Batch(good, bad, doc.agent or {})
+    return Batch(good, bad)
 
 
 def decode(
@@ -280,6 +281,5 @@ def decode(
     typed = decode_typed(body, now, max_batch, future_tolerance)
     if typed is not None:
         return typed
-    items, agent = parse_batch(body, max_batch)
-    good, bad = validate_batch(items, now, future_tolerance)
-    return Batch(good, bad, agent)
+    good, bad = validate_batch(parse_batch(body, max_batch), now, future_tolerance)
+    return Batch(good, bad)

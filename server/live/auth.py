@@ -53,7 +53,7 @@ async def authenticate(svc: Services, token: str | None) -> tuple[Principal, dat
     except InvalidToken as exc:
         raise LiveAuthError(401, CLOSE_UNAUTHORIZED, str(exc), unauthorized) from None
     decision = await svc.limiter.hit(
-        svc.settings.rate_limit_api, "api", f"user:{principal.user_id}"
+        svc.settings.limits.rate_limit_api, "api", f"user:{principal.user_id}"
     )
     if not decision.allowed:
         raise LiveAuthError(429, CLOSE_RATE_LIMITED, "rate limit exceeded", decision.headers())

@@ -71,12 +71,14 @@ class LiveBus:
     def __init__(self, settings: Settings, store: Store, *, frame_interval_s: float = 0.25) -> None:
         self.settings = settings
         self.store = store
-        self._redis: Redis | None = redis_client(settings.redis_url) if settings.redis_url else None
+        self._redis: Redis | None = (
+            redis_client(settings.live.redis_url) if settings.live.redis_url else None
+        )
         self.channels = ChannelsPlugin(
             backend=make_backend(self._redis, self.request_resync), channels=CHANNELS
         )
         self.hub = Hub(
-            offline_after_s=settings.offline_after_s,
+            offline_after_s=settings.live.offline_after_s,
             public_key=None,  # the installation's, from the store: see start()
             frame_interval_s=frame_interval_s,
         )
@@ -249,7 +251,7 @@ class LiveBus:
         while self._outgoing:
             keys = list(self._outgoing)[:PUBLISH_BATCH]
             batch = [self._outgoing.pop(k) for k in keys]
-            data = encode_positions(batch, datetime.now(UTC), self.settings.offline_after_s)
+            data = encode_positions(batch, datetime.now(UTC), self.settings.live.offline_after_s)
             try:
                 async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                     await self.channels.wait_published(data, POSITIONS)
@@ -293,7 +295,7 @@ class LiveBus:
 
     async def _housekeeping(self) -> None:
         # Often enough that a vehicle shows offline within a quarter of the threshold.
-        tick = min(1.0, max(0.1, self.settings.offline_after_s / 4))
+        tick = min(1.0, max(0.1, self.settings.live.offline_after_s / 4))
         while True:
             await asyncio.sleep(tick)
             try:

@@ -65,11 +65,11 @@ def test_same_time_is_the_same_fix(buf: Buffer) -> None:
     assert buf.count() == 1
 
 
-def test_newest_oldest_remove(buf: Buffer) -> None:
+def test_newest_first_and_remove(buf: Buffer) -> None:
     fs = fixes(10)
     assert buf.add_many(fs) == 10
     assert [f.t for f in buf.newest(3)] == [fs[9].t, fs[8].t, fs[7].t]
-    assert [f.t for f in buf.oldest(2)] == [fs[0].t, fs[1].t]
+    assert [f.t for f in buf.newest(buf.count())[-2:]] == [fs[1].t, fs[0].t]
     assert buf.remove(f.t for f in fs[8:]) == 2
     assert buf.remove([fs[9].t]) == 0
     assert buf.count() == 8 and buf.last() == buf.newest(1)[0]
@@ -108,7 +108,7 @@ def test_cap_thins_oldest_hour_and_never_refuses(tmp_path: Path) -> None:
         b.add_many(fs[i : i + 500])
     assert b.used_bytes() <= b.max_bytes
     assert b.newest(1)[0].t == fs[-1].t  # the live fix is never thinned
-    kept = {f.t for f in b.oldest(b.count())}
+    kept = {f.t for f in b.newest(b.count())}
     last_hour = {f.t for f in fs[-3600:]}
     first_hour = {f.t for f in fs[:3600]}
     assert len(kept & first_hour) < len(kept & last_hour)
@@ -123,7 +123,7 @@ def test_cap_drops_oldest_hour_when_everything_is_sparse(tmp_path: Path) -> None
     b.max_bytes = b.used_bytes() // 2
     assert b.enforce_cap() > 0
     assert b.used_bytes() <= b.max_bytes
-    assert b.oldest(1)[0].t > fs[0].t and b.newest(1)[0].t == fs[-1].t
+    assert b.newest(b.count())[-1].t > fs[0].t and b.newest(1)[0].t == fs[-1].t
 
 
 def test_quarantine_keeps_fixes_out_of_the_queue(buf: Buffer) -> None:

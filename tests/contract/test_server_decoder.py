@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"][:40] for v in VECTORS])
 async def test_vector(vector: dict[str, Any], database_url: str | None, tmp_path: Path) -> None:
-    settings = replace(Settings(), max_batch=vector.get("max_batch", 500))
+    settings = Settings().with_values(max_batch=vector.get("max_batch", 500))
     store = open_store(database_url, tmp_path)
     await store.open()
     try:

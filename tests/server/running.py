@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,7 +53,7 @@ class RunningServer:
 
     def _with_store(self, work: Callable[[Store], Awaitable[T]]) -> T:
         async def run() -> T:
-            store = open_store(self.settings.database_url, self.settings.data_dir)
+            store = open_store(self.settings.store.database_url, self.settings.store.data_dir)
             await store.open()
             try:
                 return await work(store)
@@ -85,7 +85,9 @@ class RunningServer:
 
     def start(self) -> RunningServer:
         # Schema first, as `bustracker migrate` does before a PostGIS server starts.
-        run_async(open_store(self.settings.database_url, self.settings.data_dir).migrate)
+        run_async(
+            open_store(self.settings.store.database_url, self.settings.store.data_dir).migrate
+        )
         port = free_port()
         config = uvicorn.Config(
             create_app(self.settings),
@@ -114,10 +116,10 @@ class RunningServer:
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: Any) -> Settings:
-    base = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        jwt_secret="test-secret-" + "x" * 40,
-        jwt_secret_configured=True,
-    )
-    return replace(base, **overrides)
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "jwt_secret": "test-secret-" + "x" * 40,
+        "jwt_secret_configured": True,
+    }
+    return Settings().with_values(**{**values, **overrides})

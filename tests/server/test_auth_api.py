@@ -76,7 +76,7 @@ def test_login_is_throttled(server: RunningServer) -> None:
 def test_expired_and_forged_tokens(server: RunningServer) -> None:
     user = server.add_user("alice", "s3cret-password", "admin")
     principal = Principal(user.id, user.username, user.role)
-    issuer = TokenIssuer(server.settings.jwt_secret, 900, 3600)
+    issuer = TokenIssuer(server.settings.auth.jwt_secret, 900, 3600)
     expired = issuer.issue(principal, "access", now=time.time() - 3600)
     r = httpx.get(f"{server.url}/v1/fleet/live", headers={"Authorization": f"Bearer {expired}"})
     assert r.status_code == 401 and r.json()["error"] == "token expired"

@@ -67,7 +67,7 @@ def test_operator_token_in_header_or_query_and_refusals(server: RunningServer) -
     with live_ws(server.url, token=token) as ws:
         assert ws.snapshot()["type"] == "snapshot"
 
-    issuer = TokenIssuer(server.settings.jwt_secret, 900, 3600)
+    issuer = TokenIssuer(server.settings.auth.jwt_secret, 900, 3600)
     someone = Principal(1, "op-viewer", "viewer")
     refusals = {
         "missing access token": None,

@@ -96,7 +96,7 @@ def test_each_app_has_its_own_registry(server_factory: Callable[..., RunningServ
 def test_pool_gauges(any_server: RunningServer) -> None:
     m = scrape(any_server)
     size = m.get(("bustracker_db_pool_size", frozenset()))
-    if any_server.settings.database_url:
+    if any_server.settings.store.database_url:
         assert size is not None and size >= 1
         assert 0 <= m[("bustracker_db_pool_idle", frozenset())] <= size
         assert m[("bustracker_db_pool_max", frozenset())] >= size

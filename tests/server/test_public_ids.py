@@ -9,7 +9,6 @@ the data rather than one from the environment.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,7 @@ def test_rider_id_survives_a_restart_with_a_rotated_jwt_secret(tmp_path: Path) -
         before = _rider_id(first, token, 45.1)
     finally:
         first.stop()
-    rotated = RunningServer(replace(settings, jwt_secret="second-secret-" + "b" * 40)).start()
+    rotated = RunningServer(settings.with_values(jwt_secret="second-secret-" + "b" * 40)).start()
     try:
         assert _rider_id(rotated, token, 45.2) == before
     finally:

@@ -104,9 +104,8 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def per_fix(body: bytes) -> Batch:
-    items, agent = parse_batch(body, MAX_BATCH)
-    good, bad = validate_batch(items, NOW, TOLERANCE)
-    return Batch(good, bad, agent)
+    good, bad = validate_batch(parse_batch(body, MAX_BATCH), NOW, TOLERANCE)
+    return Batch(good, bad)
 
 
 def answer(run: Any, body: bytes) -> Batch | str:
