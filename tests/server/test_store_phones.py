@@ -125,7 +125,9 @@ async def test_a_database_of_the_previous_version_is_upgraded_keeping_its_rows(
         finally:
             await conn.close()
     store = open_store(database_url, first_only)
-    assert await store.migrate() == ["0002_phones"]
+    from server.store.migrations import available
+
+    assert await store.migrate() == [m.name for m in available()[1:]]
     await store.open()
     try:
         [device] = await store.list_devices()
