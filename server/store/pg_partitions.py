@@ -10,9 +10,9 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from server.store import migrations
+from server.store import pg_migrate
 
-LOCK_KEY = migrations.LOCK_KEY + 1
+LOCK_KEY = pg_migrate.LOCK_KEY + 1
 _NAME_RE = re.compile(r"^positions_(\d{8})$")
 
 

@@ -22,7 +22,7 @@ from server.model import (
     Seen,
     User,
 )  # fmt: skip
-from server.store import migrations, pg_insert, pg_partitions, pg_rows
+from server.store import pg_insert, pg_migrate, pg_partitions, pg_rows
 from server.store.base import Conflict, StoreUnavailable
 from server.store.groups import Grouper, Job, insert_grouper
 
@@ -100,7 +100,7 @@ class PostgisStore:
         self._pool = pool
         try:
             async with self._conn() as conn:
-                await migrations.check(conn)
+                await pg_migrate.check(conn)
             await self.ensure_partitions()
         except BaseException:
             self._pool = None
@@ -128,7 +128,7 @@ class PostgisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
         try:
-            names: list[str] = await migrations.apply(conn)
+            names: list[str] = await pg_migrate.apply(conn)
             return names
         finally:
             await conn.close()

@@ -12,13 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from server.model import Device, DeviceSeen, Event, FixIn, LivePosition, Seen, User
+from server.store import migrations
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
-# Numbered SQL files; file N brings PRAGMA user_version from N - 1 to N.
-MIGRATIONS = sorted((Path(__file__).parent / "migrations" / "sqlite").glob("[0-9]*.sql"))
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def to_us(dt: datetime) -> int:
@@ -111,18 +109,23 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply ``migrations/sqlite/`` from PRAGMA user_version on; return the names applied.
+
+    File N brings user_version from N - 1 to N (the loader checks they run 1, 2, 3, ...).
+    """
+    steps = migrations.available("sqlite")
     with transaction(conn):
         # Read inside the write transaction: another process may have just migrated.
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
+        if version > len(steps):
             raise RuntimeError(
-                f"database schema version {version} is newer than this code ({SCHEMA_VERSION})"
+                f"database schema version {version} is newer than this code ({len(steps)})"
             )
-        for path in MIGRATIONS[version:]:
-            for statement in statements(path.read_text(encoding="utf-8")):
+        for step in steps[version:]:
+            for statement in statements(step.sql()):
                 conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    return [path.stem for path in MIGRATIONS[version:]]
+        conn.execute(f"PRAGMA user_version = {len(steps)}")
+    return [step.name for step in steps[version:]]
 
 
 def statements(script: str) -> Iterator[str]:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.postgis
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
 # Every migration this code has, as a fresh database gets them.
-ALL = [m.name for m in migrations.available()]
+ALL = [m.name for m in migrations.available("postgis")]
 
 
 def partition(day: date) -> str:
@@ -125,7 +125,7 @@ async def test_migrations_are_idempotent(store: PostgisStore, postgis_url: str) 
     assert await store.migrate() == []
     rows = await query(postgis_url, "SELECT version, name FROM schema_migrations")
     assert sorted((r["version"], r["name"]) for r in rows) == [
-        (m.version, m.name) for m in migrations.available()
+        (m.version, m.name) for m in migrations.available("postgis")
     ]
 
 
