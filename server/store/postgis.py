@@ -22,9 +22,12 @@ from server.model import (
     Seen,
     User,
 )  # fmt: skip
-from server.store import pg_insert, pg_migrate, pg_partitions, pg_rows
+from server.store import pg_insert, pg_migrate, pg_partitions
 from server.store.base import Conflict, StoreUnavailable
 from server.store.groups import Grouper, Job, insert_grouper
+from server.store.rows import Rows
+from server.store.sql import DEVICE_COLS, LIVE_SELECT, USER_COLS
+from server.store.sql import POSTGRES as SQL
 
 # Errors that mean "the database is not reachable right now", as opposed to a bug
 # in a query: the caller answers 503 and the agent retries later.
@@ -54,6 +57,13 @@ async def _keep_session(conn: Any) -> None:
 
 # The batch insert lives in pg_insert; the bench imports the statement from here.
 _INSERT_BATCH = pg_insert.INSERT_BATCH
+
+
+def _as_is(value: datetime) -> datetime:
+    return value  # asyncpg returns timestamptz as an aware UTC datetime
+
+
+_ROWS = Rows(_as_is)
 
 
 class PostgisStore:
@@ -195,90 +205,70 @@ class PostgisStore:
     async def add_device(self, name: str, token_hash: str, route: str | None = None) -> Device:
         try:
             row = await self._fetchrow(
-                f"INSERT INTO devices (name, token_hash, route) VALUES ($1, $2, $3)"
-                f" RETURNING {pg_rows.DEVICE_COLS}",
+                "INSERT INTO devices (name, token_hash, route) VALUES ($1, $2, $3)"
+                f" RETURNING {DEVICE_COLS}",
                 name,
                 token_hash,
                 route,
             )
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict(f"device name or token already in use: {name!r}") from exc
-        return pg_rows.device(row)
+        return _ROWS.device(row)
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None:
-        sql = f"SELECT {pg_rows.DEVICE_COLS} FROM devices WHERE token_hash = $1 AND active"
-        row = await self._fetchrow(sql, token_hash)
-        return None if row is None else pg_rows.device(row)
+        row = await self._fetchrow(SQL.device_by_token, token_hash)
+        return None if row is None else _ROWS.device(row)
 
     async def get_device(self, device_id: int) -> Device | None:
-        row = await self._fetchrow(
-            f"SELECT {pg_rows.DEVICE_COLS} FROM devices WHERE id = $1", device_id
-        )
-        return None if row is None else pg_rows.device(row)
+        row = await self._fetchrow(SQL.get_device, device_id)
+        return None if row is None else _ROWS.device(row)
 
     async def list_devices(self) -> list[Device]:
-        return [
-            pg_rows.device(r)
-            for r in await self._fetch(f"SELECT {pg_rows.DEVICE_COLS} FROM devices ORDER BY id")
-        ]
+        return [_ROWS.device(r) for r in await self._fetch(SQL.list_devices)]
 
     async def set_device_token(self, device_id: int, token_hash: str) -> bool:
-        # A new token is a fresh credential, so it also re-activates a revoked device.
-        sql = "UPDATE devices SET token_hash = $2, active = true WHERE id = $1"
         try:
-            return await self._updated(sql, device_id, token_hash)
+            return await self._updated(SQL.set_device_token, token_hash, device_id)
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict("token already in use") from exc
 
     async def revoke_device(self, device_id: int) -> bool:
-        return await self._updated("UPDATE devices SET active = false WHERE id = $1", device_id)
+        return await self._updated(SQL.revoke_device, device_id)
 
     async def installation_value(self, name: str, default: str) -> str:
         # Two statements: the SELECT must run on a snapshot taken after a concurrent
         # first caller's INSERT committed (ours then waited on it and did nothing).
-        await self._fetch(
-            "INSERT INTO installation (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            name,
-            default,
-        )
-        row = await self._fetchrow("SELECT value FROM installation WHERE name = $1", name)
+        await self._fetch(SQL.keep_installation_value, name, default)
+        row = await self._fetchrow(SQL.installation_value, name)
         return str(row["value"])
 
     async def update_device(
         self, device_id: int, *, in_service: bool | None = None, route: str | None = None
     ) -> Device | None:
-        row = await self._fetchrow(
-            "UPDATE devices SET in_service = COALESCE($2, in_service),"
-            f" route = COALESCE($3, route) WHERE id = $1 RETURNING {pg_rows.DEVICE_COLS}",
-            device_id,
-            in_service,
-            route,
-        )
-        return None if row is None else pg_rows.device(row)
+        row = await self._fetchrow(SQL.update_device, in_service, route, device_id)
+        return None if row is None else _ROWS.device(row)
 
     # users -------------------------------------------------------------------
     async def add_user(self, username: str, password_hash: str, role: Role) -> User:
         try:
             row = await self._fetchrow(
                 "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)"
-                f" RETURNING {pg_rows.USER_COLS}",
+                f" RETURNING {USER_COLS}",
                 username,
                 password_hash,
                 role,
             )
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict(f"user name already in use: {username!r}") from exc
-        return pg_rows.user(row)
+        return _ROWS.user(row)
 
     async def user_by_name(self, username: str) -> User | None:
-        row = await self._fetchrow(
-            f"SELECT {pg_rows.USER_COLS} FROM users WHERE username = $1", username
-        )
-        return None if row is None else pg_rows.user(row)
+        row = await self._fetchrow(SQL.user_by_name, username)
+        return None if row is None else _ROWS.user(row)
 
     async def get_user(self, user_id: int) -> User | None:
-        row = await self._fetchrow(f"SELECT {pg_rows.USER_COLS} FROM users WHERE id = $1", user_id)
-        return None if row is None else pg_rows.user(row)
+        row = await self._fetchrow(SQL.get_user, user_id)
+        return None if row is None else _ROWS.user(row)
 
     # telemetry ---------------------------------------------------------------
     async def insert_fixes(
@@ -295,7 +285,7 @@ class PostgisStore:
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {device_id}") from exc
         accepted = int(row["accepted"])
-        live = pg_rows.live(row) if row["device_id"] is not None else None
+        live = _ROWS.live(row) if row["device_id"] is not None else None
         return InsertResult(accepted=accepted, duplicates=len(fixes) - accepted, live=live)
 
     async def _insert_one(self, job: Job) -> Any:
@@ -309,62 +299,45 @@ class PostgisStore:
             return await pg_insert.insert_group(conn, jobs)
 
     async def live_positions(self) -> list[LivePosition]:
-        return [
-            pg_rows.live(r)
-            for r in await self._fetch(pg_rows.LIVE_SELECT + " ORDER BY lp.device_id")
-        ]
+        return [_ROWS.live(r) for r in await self._fetch(SQL.live_positions)]
 
     async def mark_seen(self, device_id: int, seen: Seen) -> None:
         try:
-            await self._fetch(pg_rows.MARK_SEEN, device_id, seen.at, seen.battery, seen.charge)
+            await self._fetch(SQL.mark_seen, device_id, seen.at, seen.battery, seen.charge)
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {device_id}") from exc
 
     async def seen_devices(self) -> list[DeviceSeen]:
-        rows = await self._fetch(pg_rows.SEEN_SELECT + " ORDER BY s.device_id")
-        return [pg_rows.device_seen(r) for r in rows]
+        return [_ROWS.device_seen(r) for r in await self._fetch(SQL.seen_devices)]
 
     async def add_event(self, event: Event) -> Event | None:
         try:
             row = await self._fetchrow(
-                "INSERT INTO events (device_id, event_time, kind, received_at, lat, lon)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
-                f" RETURNING {pg_rows.EVENT_COLS}",
+                SQL.add_event,
                 *(event.device_id, event.t, event.kind, event.received_at, event.lat, event.lon),
             )
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {event.device_id}") from exc
-        return None if row is None else pg_rows.event(row)
+        return None if row is None else _ROWS.event(row)
 
     async def events(self, device_id: int, start: datetime, end: datetime) -> list[Event]:
-        rows = await self._fetch(
-            f"SELECT {pg_rows.EVENT_COLS} FROM events WHERE device_id = $1"
-            " AND event_time >= $2 AND event_time < $3 ORDER BY event_time, id",
-            *(device_id, start, end),
-        )
-        return [pg_rows.event(r) for r in rows]
+        rows = await self._fetch(SQL.events, device_id, start, end)
+        return [_ROWS.event(r) for r in rows]
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
-        rows = await self._fetch(
-            f"SELECT {pg_rows.FIX_COLS} FROM positions WHERE device_id = $1"
-            " AND fix_time >= $2 AND fix_time < $3 ORDER BY fix_time",
-            device_id,
-            start,
-            end,
-        )
-        return [pg_rows.fix(r) for r in rows]
+        rows = await self._fetch(SQL.track, device_id, start, end)
+        return [_ROWS.fix(r) for r in rows]
 
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
         rows = await self._fetch(
-            pg_rows.LIVE_SELECT
-            + ", (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS g) AS q"
+            LIVE_SELECT + ", (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS g) AS q"
             " WHERE ST_DWithin(lp.geog, q.g, $3)"
             " ORDER BY ST_Distance(lp.geog, q.g), lp.device_id",
             lat,
             lon,
             radius_m,
         )
-        return [pg_rows.live(r) for r in rows]
+        return [_ROWS.live(r) for r in rows]
 
     async def count_positions(self, device_id: int | None = None) -> int:
         # "$1 IS NULL OR ..." would defeat the index; two statements keep each plan simple.
