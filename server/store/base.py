@@ -109,5 +109,3 @@ class Store(Protocol):
 
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
         """Live positions within radius_m metres, nearest first."""
-
-    async def count_positions(self, device_id: int | None = None) -> int: ...

@@ -338,12 +338,3 @@ class PostgisStore:
             radius_m,
         )
         return [_ROWS.live(r) for r in rows]
-
-    async def count_positions(self, device_id: int | None = None) -> int:
-        # "$1 IS NULL OR ..." would defeat the index; two statements keep each plan simple.
-        if device_id is None:
-            row = await self._fetchrow("SELECT count(*) AS n FROM positions")
-        else:
-            sql = "SELECT count(*) AS n FROM positions WHERE device_id = $1"
-            row = await self._fetchrow(sql, device_id)
-        return int(row["n"])

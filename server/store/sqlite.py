@@ -334,11 +334,3 @@ class SqliteStore:
         ]
         ranked.sort(key=lambda item: (item[0], item[1]))
         return [p for dist, _, p in ranked if dist <= radius_m]
-
-    async def count_positions(self, device_id: int | None = None) -> int:
-        if device_id is None:
-            row = await self._row("SELECT count(*) FROM positions")
-        else:
-            row = await self._row("SELECT count(*) FROM positions WHERE device_id = ?", device_id)
-        assert row is not None  # an aggregate always yields one row
-        return int(row[0])

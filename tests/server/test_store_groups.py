@@ -14,6 +14,7 @@ from server.store import Store
 from server.store.groups import Grouper, Job
 from server.store.postgis import PostgisStore
 from server.store.sqlite import SqliteStore
+from tests.server.stored import count_fixes
 
 BASE = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
 
@@ -181,9 +182,9 @@ async def test_grouped_batches_are_each_answered_as_their_own(store: Store) -> N
 
     assert groups(store).jobs > groups(store).statements  # groups did form
     for bus in buses[5:]:
-        assert await store.count_positions(bus) == 10
+        assert await count_fixes(store, bus) == 10
     for bus in buses[:5]:
-        assert await store.count_positions(bus) == 15  # the overlap stored once
+        assert await count_fixes(store, bus) == 15  # the overlap stored once
     by_bus: dict[int, list[int]] = {}
     for (bus, _), result in zip(jobs, results, strict=True):
         assert result.accepted + result.duplicates == 10
@@ -220,7 +221,7 @@ async def test_a_batch_for_an_unknown_device_fails_alone(store: Store) -> None:
     await blocker
     assert isinstance(results[1], LookupError)
     assert [getattr(r, "accepted", None) for r in (results[0], results[2])] == [10, 10]
-    assert await store.count_positions() == 23
+    assert await count_fixes(store) == 23
 
 
 async def test_closing_stores_what_was_already_taken_in(store: Store) -> None:
@@ -234,4 +235,4 @@ async def test_closing_stores_what_was_already_taken_in(store: Store) -> None:
     results = await asyncio.gather(*sent)
     assert [r.accepted for r in results] == [10] * 20
     await store.open()  # the fixture closes it again
-    assert await store.count_positions(bus) == 200
+    assert await count_fixes(store, bus) == 200

@@ -10,6 +10,7 @@ import pytest
 
 from server.model import Event, FixIn, Seen
 from server.store import Store, migrations, open_store
+from tests.server.stored import count_fixes
 from tests.server.test_store_contract import BASE, RECEIVED, add_bus, database_url, fix
 
 __all__ = ["database_url"]  # the contract suite's sqlite/postgis parametrisation
@@ -47,7 +48,7 @@ async def test_a_heartbeat_marks_the_device_seen_and_stores_no_position(store: S
     phone = await add_bus(store, "phone-1")
     bus = await add_bus(store, "bus-2", route=None)
     await store.mark_seen(phone, Seen(RECEIVED, battery=64.0, charge=False))
-    assert await store.count_positions() == 0
+    assert await count_fixes(store) == 0
     assert await store.live_positions() == []
     [seen] = await store.seen_devices()
     assert (seen.device_id, seen.name, seen.route, seen.in_service) == (phone, "phone-1", "7", True)
@@ -125,7 +126,7 @@ async def test_a_database_of_the_previous_version_is_upgraded_keeping_its_rows(
     await store.open()
     try:
         [device] = await store.list_devices()
-        assert await store.count_positions(device.id) == 1
+        assert await count_fixes(store, device.id) == 1
         await store.mark_seen(device.id, Seen(RECEIVED, battery=10.0))
         assert [s.seen.battery for s in await store.seen_devices()] == [10.0]
     finally:
