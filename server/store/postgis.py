@@ -23,7 +23,14 @@ from server.model import (
     User,
 )  # fmt: skip
 from server.store import pg_insert, pg_migrate, pg_partitions
-from server.store.base import Conflict, StoreUnavailable
+from server.store.base import (
+    Conflict,
+    Expired,
+    GroupStats,
+    PoolStats,
+    StoreUnavailable,
+    retention_cutoff,
+)
 from server.store.groups import Grouper, Job, insert_grouper
 from server.store.rows import Rows
 from server.store.sql import DEVICE_COLS, LIVE_SELECT, USER_COLS
@@ -89,7 +96,7 @@ class PostgisStore:
         self._pool: Any = None
         # Few statements at once, so batches arriving meanwhile form groups; the
         # rest of the pool serves reads, backfill and the other groups' waits.
-        self.groups: Grouper[Job, Any] = insert_grouper(
+        self._groups: Grouper[Job, Any] = insert_grouper(
             self._insert_group, max_running=group_statements or max(1, max_size // 4)
         )
 
@@ -121,7 +128,7 @@ class PostgisStore:
         if self._pool is not None:
             # Batches already taken in are stored (and answered) before the pool goes.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.groups.drain(), timeout=self._command_timeout)
+                await asyncio.wait_for(self._groups.drain(), timeout=self._command_timeout)
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -153,39 +160,34 @@ class PostgisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
 
-    def pool_stats(self) -> dict[str, int] | None:
-        """Connection pool use for /metrics; None when closed."""
-        pool = self._pool
-        if pool is None:
-            return None
-        return {
-            "size": int(pool.get_size()),
-            "idle": int(pool.get_idle_size()),
-            "max": int(pool.get_max_size()),
-        }
-
     async def ping(self) -> None:
         await self._fetchrow("SELECT 1")
 
-    # partitions (server/store/pg_partitions.py) ---------------------------------
+    # maintenance: partitions (server/store/pg_partitions.py), pool, groups -------
     async def ensure_partitions(
         self, now: datetime | None = None, *, days_behind: int = 2, days_ahead: int = 7
     ) -> list[str]:
-        """Create the daily partitions around ``now`` that are missing; return their names.
-
-        Call at start and periodically (daily is plenty: a week is created ahead).
-        """
         today = (now or datetime.now(UTC)).astimezone(UTC).date()
         async with self._conn() as conn:
             return await pg_partitions.ensure(conn, today, days_behind, days_ahead)
 
-    async def retention_drop(
-        self, older_than_days: int = 90, now: datetime | None = None
-    ) -> list[str]:
-        """Drop daily partitions (and default-partition rows) older than the cutoff."""
-        today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    async def expire_positions(self, older_than_days: int, now: datetime | None = None) -> Expired:
+        """Drop whole daily partitions, and delete the old rows of the default partition."""
+        cutoff = retention_cutoff(now or datetime.now(UTC), older_than_days)
         async with self._conn() as conn:
-            return await pg_partitions.drop_older(conn, today, older_than_days)
+            dropped, deleted = await pg_partitions.drop_older(conn, cutoff)
+        return Expired(partitions=tuple(dropped), rows=deleted)
+
+    def pool_stats(self) -> PoolStats | None:
+        pool = self._pool
+        if pool is None:
+            return None
+        return PoolStats(
+            size=int(pool.get_size()), idle=int(pool.get_idle_size()), max=int(pool.get_max_size())
+        )
+
+    def group_stats(self) -> GroupStats:
+        return GroupStats(self._groups.statements, self._groups.jobs)
 
     # one-statement helpers -------------------------------------------------------
     async def _fetchrow(self, sql: str, *args: object) -> Any:
@@ -279,7 +281,7 @@ class PostgisStore:
         job = Job(device_id, fixes, received_at)
         try:
             if len(fixes) < pg_insert.COPY_FROM:
-                row = await self.groups.submit(job)
+                row = await self._groups.submit(job)
             else:
                 row = await self._insert_one(job)
         except asyncpg.exceptions.ForeignKeyViolationError as exc:

@@ -33,8 +33,16 @@ from server.model import (
     Seen,
     User,
 )
+from server.store import sqlite_retention
 from server.store import sqlite_schema as schema
-from server.store.base import Conflict, StoreUnavailable
+from server.store.base import (
+    Conflict,
+    Expired,
+    GroupStats,
+    PoolStats,
+    StoreUnavailable,
+    retention_cutoff,
+)
 from server.store.groups import Grouper, Job, insert_grouper
 from server.store.rows import Rows
 from server.store.sql import DEVICE_COLS, POSITION_COLS, USER_COLS
@@ -117,7 +125,7 @@ class SqliteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         # One writer: while it commits a group, the batches arriving form the next.
-        self.groups: Grouper[Job, InsertResult] = insert_grouper(self._insert_group, max_running=1)
+        self._groups: Grouper[Job, InsertResult] = insert_grouper(self._insert_group, max_running=1)
 
     @property
     def path(self) -> Path:
@@ -176,7 +184,7 @@ class SqliteStore:
     async def close(self) -> None:
         if self._executor is None:
             return
-        await self.groups.drain()  # batches already taken in are stored before closing
+        await self._groups.drain()  # batches already taken in are stored before closing
 
         def close() -> None:
             if self._conn is not None:
@@ -189,6 +197,41 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._run(lambda c: c.execute("SELECT count(*) FROM devices").fetchone())
+
+    # maintenance -------------------------------------------------------------------
+    async def ensure_partitions(
+        self, now: datetime | None = None, *, days_behind: int = 2, days_ahead: int = 7
+    ) -> list[str]:
+        """No partitions on SQLite (positions is one table): nothing to create, ``[]``."""
+        return []
+
+    async def expire_positions(
+        self,
+        older_than_days: int,
+        now: datetime | None = None,
+        *,
+        chunk_rows: int = sqlite_retention.CHUNK_ROWS,
+    ) -> Expired:
+        """Delete the fixes before the cutoff in chunks (server/store/sqlite_retention.py).
+
+        Each chunk is a separate call on the worker thread, so batches arriving
+        meanwhile are stored between two chunks, not after the whole run.
+        """
+        cutoff = schema.to_us(retention_cutoff(now or datetime.now(UTC), older_than_days))
+        deleted = 0
+        for device_id in await self._run(sqlite_retention.device_ids):
+            work = sqlite_retention.chunk(device_id, cutoff, chunk_rows)
+            while (n := await self._run(work)) == chunk_rows:
+                deleted += n
+            deleted += n
+        return Expired(rows=deleted)
+
+    def pool_stats(self) -> PoolStats | None:
+        """One connection on one worker thread, no pool: always None."""
+        return None
+
+    def group_stats(self) -> GroupStats:
+        return GroupStats(self._groups.statements, self._groups.jobs)
 
     # one-statement helpers -------------------------------------------------------
     async def _row(self, sql: str, *args: object) -> sqlite3.Row | None:
@@ -271,7 +314,7 @@ class SqliteStore:
     ) -> InsertResult:
         if not fixes:
             return InsertResult(accepted=0, duplicates=0)
-        return await self.groups.submit(Job(device_id, fixes, received_at))
+        return await self._groups.submit(Job(device_id, fixes, received_at))
 
     async def _insert_group(self, jobs: list[Job]) -> list[InsertResult]:
         # One transaction, so one fsync, for every batch that waited meanwhile.

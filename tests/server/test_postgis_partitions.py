@@ -12,6 +12,7 @@ import pytest
 
 from server.model import FixIn
 from server.store import SchemaNotCurrent, migrations, open_store
+from server.store.base import Expired
 from server.store.postgis import PostgisStore
 from tests.server.stored import count_fixes
 
@@ -112,14 +113,15 @@ async def test_retention_drops_old_partitions_and_old_strays(
     await store.insert_fixes(bus, keep + drop, NOW)
     assert await count_fixes(store) == 6
 
-    dropped = await store.retention_drop(90, now=NOW)
-    assert sorted(dropped) == sorted(partition(d) for d in old_days)
-    assert not set(dropped) & await partitions(postgis_url)
+    expired = await store.expire_positions(90, now=NOW)
+    assert sorted(expired.partitions) == sorted(partition(d) for d in old_days)
+    assert expired.rows == 1  # the 2001 fix, from the default partition
+    assert not set(expired.partitions) & await partitions(postgis_url)
     assert await count_fixes(store) == 2
     assert await store.track(bus, at(TODAY, 0), at(TODAY, 23)) == [keep[0]]
     [live] = await store.live_positions()  # the live position is not history
     assert live.fix == keep[0]
-    assert await store.retention_drop(90, now=NOW) == []
+    assert await store.expire_positions(90, now=NOW) == Expired()
 
 
 async def test_migrations_are_idempotent(store: PostgisStore, postgis_url: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from server.model import FixIn
 from server.store import Store
-from server.store.groups import Grouper, Job
+from server.store.groups import Grouper
 from server.store.postgis import PostgisStore
 from server.store.sqlite import SqliteStore
 from tests.server.stored import count_fixes
@@ -160,11 +160,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.close()
 
 
-def groups(store: Store) -> Grouper[Job, object]:
-    grouper: Grouper[Job, object] = getattr(store, "groups")  # noqa: B009
-    return grouper
-
-
 def fixes(first_s: int, n: int, lat: float = 45.0) -> list[FixIn]:
     return [
         FixIn(t=BASE + timedelta(seconds=first_s + i), lat=lat + i * 1e-4, lon=9.0)
@@ -180,7 +175,8 @@ async def test_grouped_batches_are_each_answered_as_their_own(store: Store) -> N
     jobs += [(bus, fixes(5, 10, lat=40.0 + k)) for k, bus in enumerate(buses[:5])]
     results = await asyncio.gather(*(store.insert_fixes(b, f, received) for b, f in jobs))
 
-    assert groups(store).jobs > groups(store).statements  # groups did form
+    stats = store.group_stats()
+    assert stats.batches > stats.statements  # groups did form
     for bus in buses[5:]:
         assert await count_fixes(store, bus) == 10
     for bus in buses[:5]:
