@@ -1,4 +1,9 @@
-"""One contract for every Store: the same tests run on SQLite and on PostGIS."""
+"""One contract for every Store: the same tests run on SQLite and on PostGIS.
+
+Registry and Positions here; heartbeats and events in test_store_phones.py,
+Maintenance (partitions, retention, pool and group figures) in
+test_store_maintenance.py, on the same two stores.
+"""
 
 from __future__ import annotations
 
