@@ -143,9 +143,7 @@ async def make_devices(
     from server.store import open_store
 
     store = open_store(database_url, data_dir)
-    migrate = getattr(store, "migrate", None)
-    if migrate is not None:
-        await migrate()
+    await store.migrate()
     await store.open()
     devices = []
     try:

@@ -31,7 +31,7 @@ from server.services import Services
 from server.sessions import login, refresh
 from server.settings import Settings
 from server.store import open_store
-from server.store.base import Store, StoreUnavailable
+from server.store.base import Maintenance, Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
 
 log = logging.getLogger(__name__)
@@ -56,24 +56,27 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
 MAINTENANCE_INTERVAL_S = 6 * 3600
 
 
-async def maintain(store: Store, retention_days: int) -> None:
-    """Create partitions ahead and drop expired ones, now and every few hours.
+async def maintain(store: Maintenance, retention_days: int) -> None:
+    """Keep the store: partitions ahead, fixes past RETENTION_DAYS expired; now and every few hours.
 
-    Every replica runs this; the store's operations are idempotent and take
-    short lock timeouts, so concurrent runs are harmless.
+    Every replica runs this; the stores' maintenance is idempotent and takes
+    short locks (PostGIS) or short chunks (SQLite), so concurrent runs are harmless.
+    ``retention_days`` 0 keeps every fix.
     """
     while True:
         try:
-            ensure = getattr(store, "ensure_partitions", None)
-            if ensure is not None:
-                await ensure()
-            drop = getattr(store, "retention_drop", None)
-            if drop is not None and retention_days > 0:
-                dropped = await drop(retention_days)
-                if dropped:
-                    log.info("retention: dropped %s", ", ".join(dropped))
+            await store.ensure_partitions()
+            if retention_days > 0:
+                expired = await store.expire_positions(retention_days)
+                if expired.partitions or expired.rows:
+                    log.info(
+                        "retention: dropped partitions %s, deleted %d fixes older than %d days",
+                        ", ".join(expired.partitions) or "none",
+                        expired.rows,
+                        retention_days,
+                    )
         except Exception:
-            log.exception("partition maintenance failed; retrying later")
+            log.exception("store maintenance failed; retrying later")
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
 

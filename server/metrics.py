@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from server.store.base import Store
+from server.store.base import Maintenance
 
 # The fields a per-fix rejection can name (server/validation.py and the OsmAnd
 # decoder); anything else is counted as "other" so the label set stays bounded.
@@ -50,50 +50,38 @@ def reject_label(reason: str) -> str:
 class _PoolCollector:
     """Database pool use and group commit, read at scrape time so they never go stale."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Maintenance) -> None:
         self._store = store
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        stats = pool_stats(self._store) or {}
-        for key, help_text in (
-            ("size", "Connections open in the database pool"),
-            ("idle", "Open connections not in use"),
-            ("max", "Largest size the pool may grow to"),
-        ):
-            if key in stats:
-                yield GaugeMetricFamily(f"bustracker_db_pool_{key}", help_text, value=stats[key])
-        groups = getattr(self._store, "groups", None)
-        if groups is not None:
-            # Their ratio is the mean group size: what group commit is saving.
-            yield CounterMetricFamily(
-                "bustracker_db_insert_groups",
-                "Statements (PostGIS) or transactions (SQLite) that inserted batches together",
-                value=groups.statements,
-            )
-            yield CounterMetricFamily(
-                "bustracker_db_insert_grouped_batches",
-                "Batches inserted through those statements or transactions",
-                value=groups.jobs,
-            )
-
-
-def pool_stats(store: Store) -> dict[str, int] | None:
-    """``{"size", "idle", "max", ...}`` of the store's connection pool; None without a pool.
-
-    SQLite has one connection on one thread and no ``pool_stats``: nothing to report.
-    """
-    public = getattr(store, "pool_stats", None)
-    if not callable(public):
-        return None
-    stats = public()
-    return dict(stats) if stats is not None else None
+        # None on SQLite (one connection, no pool) and while PostGIS is closed: no gauges.
+        pool = self._store.pool_stats()
+        if pool is not None:
+            for value, key, help_text in (
+                (pool.size, "size", "Connections open in the database pool"),
+                (pool.idle, "idle", "Open connections not in use"),
+                (pool.max, "max", "Largest size the pool may grow to"),
+            ):
+                yield GaugeMetricFamily(f"bustracker_db_pool_{key}", help_text, value=value)
+        groups = self._store.group_stats()
+        # Their ratio is the mean group size: what group commit is saving.
+        yield CounterMetricFamily(
+            "bustracker_db_insert_groups",
+            "Statements (PostGIS) or transactions (SQLite) that inserted batches together",
+            value=groups.statements,
+        )
+        yield CounterMetricFamily(
+            "bustracker_db_insert_grouped_batches",
+            "Batches inserted through those statements or transactions",
+            value=groups.batches,
+        )
 
 
 class Metrics:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Maintenance) -> None:
         self.registry = CollectorRegistry()
         self.fixes_accepted = Counter(
             "bustracker_fixes_accepted",

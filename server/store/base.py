@@ -1,10 +1,26 @@
-"""The storage boundary: one protocol, a SQLite and a PostGIS implementation."""
+"""The storage boundary: what a store holds, one protocol per capability.
+
+- ``Lifecycle``: connecting, migrating, the health check.
+- ``Registry``: the small records kept for good: devices, users, this
+  installation's values, heartbeats (``seen``) and events (SOS). No retention.
+- ``Positions``: the fixes, high-volume and time-bound: ingest, the live
+  position of every device, tracks, nearby vehicles.
+- ``Maintenance``: keeping the store in shape (partitions, retention) and the
+  figures /metrics shows (connection pool, group commit).
+
+``Store`` is their union, and both stores (``sqlite.py``, ``postgis.py``)
+implement all of it. A capability that has no meaning on one store is an
+honest no-op there with an empty result, never a missing method: SQLite has
+no partitions (``ensure_partitions`` returns ``[]``) and no pool
+(``pool_stats`` returns None). Callers take the narrowest protocol they use.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Protocol
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import NamedTuple, Protocol
 
 from server.model import (
     Device,
@@ -27,11 +43,45 @@ class Conflict(Exception):
     """A unique name (device or user) is already taken."""
 
 
-class Store(Protocol):
+class PoolStats(NamedTuple):
+    """Connections of a pool: open, open and unused, the most it may open."""
+
+    size: int
+    idle: int
+    max: int
+
+
+class GroupStats(NamedTuple):
+    """Group commit so far: statements (or transactions) run, and the batches they carried."""
+
+    statements: int
+    batches: int
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """What one retention run removed: whole daily partitions, and rows deleted one by one."""
+
+    partitions: tuple[str, ...] = ()
+    rows: int = 0  # not counting the rows of the dropped partitions
+
+
+def retention_cutoff(now: datetime, older_than_days: int) -> datetime:
+    """The first instant kept: midnight UTC ``older_than_days`` days before ``now``'s day.
+
+    Whole UTC days, so both stores expire the same fixes: PostGIS drops the
+    daily partitions before this day, SQLite deletes the rows before it.
+    """
+    day = now.astimezone(UTC).date() - timedelta(days=older_than_days)
+    return datetime.combine(day, time(), UTC)
+
+
+class Lifecycle(Protocol):
     async def open(self) -> None:
         """Connect and make sure the schema is current (migrating if allowed)."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Store the batches already taken in, then disconnect."""
 
     async def migrate(self) -> list[str]:
         """Apply pending schema migrations (no open() needed); the names applied."""
@@ -39,6 +89,8 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise StoreUnavailable when the database does not answer."""
 
+
+class Registry(Protocol):
     async def installation_value(self, name: str, default: str) -> str:
         """This installation's ``name``; the first caller's ``default`` is stored and kept.
 
@@ -73,19 +125,7 @@ class Store(Protocol):
 
     async def get_user(self, user_id: int) -> User | None: ...
 
-    # telemetry ---------------------------------------------------------------
-    async def insert_fixes(
-        self, device_id: int, fixes: Sequence[FixIn], received_at: datetime
-    ) -> InsertResult:
-        """Store fixes idempotently by (device, t); durable when this returns.
-
-        ``last_positions`` moves only to a fix newer than the one it holds.
-        """
-
-    async def live_positions(self) -> list[LivePosition]:
-        """Every device's newest fix, with its last heartbeat (``seen``) when it has one."""
-
-    # phones (OsmAnd) ---------------------------------------------------------------
+    # phones (OsmAnd): heartbeats and events ------------------------------------
     async def mark_seen(self, device_id: int, seen: Seen) -> None:
         """Record a request without a position; an older one never replaces a newer one.
 
@@ -98,11 +138,25 @@ class Store(Protocol):
     async def add_event(self, event: Event) -> Event | None:
         """Store an event (with its id), or None if this (device, t, kind) is stored already.
 
-        Raise LookupError for an unknown device.
+        Raise LookupError for an unknown device. Retention never removes events.
         """
 
     async def events(self, device_id: int, start: datetime, end: datetime) -> list[Event]:
         """The device's events with start <= t < end, oldest first."""
+
+
+class Positions(Protocol):
+    async def insert_fixes(
+        self, device_id: int, fixes: Sequence[FixIn], received_at: datetime
+    ) -> InsertResult:
+        """Store fixes idempotently by (device, t); durable when this returns.
+
+        ``last_positions`` moves only to a fix newer than the one it holds.
+        Raise LookupError for an unknown device.
+        """
+
+    async def live_positions(self) -> list[LivePosition]:
+        """Every device's newest fix, with its last heartbeat (``seen``) when it has one."""
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
         """The device's fixes with start <= t < end, oldest first."""
@@ -110,4 +164,31 @@ class Store(Protocol):
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
         """Live positions within radius_m metres, nearest first."""
 
-    async def count_positions(self, device_id: int | None = None) -> int: ...
+
+class Maintenance(Protocol):
+    async def ensure_partitions(
+        self, now: datetime | None = None, *, days_behind: int = 2, days_ahead: int = 7
+    ) -> list[str]:
+        """Create the daily partitions around ``now`` that are missing; return their names.
+
+        Call at start and periodically (daily is plenty: a week is created ahead).
+        SQLite keeps positions in one table: nothing to create, always ``[]``.
+        """
+
+    async def expire_positions(self, older_than_days: int, now: datetime | None = None) -> Expired:
+        """Remove the fixes before ``retention_cutoff(now, older_than_days)``.
+
+        Only history goes: every device keeps its live position (``last_positions``
+        is a table of its own) and events are kept. Bounded steps, so ingest
+        is never held up for long; running it again removes nothing more.
+        """
+
+    def pool_stats(self) -> PoolStats | None:
+        """The connection pool's use; None without a pool (SQLite, or a closed PostGIS)."""
+
+    def group_stats(self) -> GroupStats:
+        """Group commit's totals since the store was built (server/store/groups.py)."""
+
+
+class Store(Lifecycle, Registry, Positions, Maintenance, Protocol):
+    """Everything a store holds; both stores implement all of it."""

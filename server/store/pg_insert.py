@@ -19,8 +19,8 @@ from typing import Any
 
 from server.model import FixIn
 from server.store.groups import Job
+from server.store.sql import FIX_COLS
 
-FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode, accuracy, battery, charge"
 # From this many fixes on, COPY into a staging table beats binding nine arrays.
 COPY_FROM = 64
 

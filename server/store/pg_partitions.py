@@ -10,9 +10,9 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from server.store import migrations
+from server.store import pg_migrate
 
-LOCK_KEY = migrations.LOCK_KEY + 1
+LOCK_KEY = pg_migrate.LOCK_KEY + 1
 _NAME_RE = re.compile(r"^positions_(\d{8})$")
 
 
@@ -69,13 +69,13 @@ async def create(conn: Any, day: date) -> bool:
     return True
 
 
-async def drop_older(conn: Any, today: date, older_than_days: int) -> list[str]:
-    """Drop daily partitions wholly older than the cutoff; return their names.
+async def drop_older(conn: Any, cutoff: datetime) -> tuple[list[str], int]:
+    """Drop the daily partitions of days before ``cutoff`` (a UTC midnight).
 
     Old rows that sit in the default partition are deleted too, so the
     retention promise holds even for fixes that never had a partition.
+    Return the partitions dropped and the number of rows deleted.
     """
-    cutoff = today - timedelta(days=older_than_days)
     dropped: list[str] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
@@ -85,8 +85,8 @@ async def drop_older(conn: Any, today: date, older_than_days: int) -> list[str]:
         )
         for row in rows:
             match = _NAME_RE.match(row["relname"])
-            if match and datetime.strptime(match.group(1), "%Y%m%d").date() < cutoff:
+            if match and datetime.strptime(match.group(1), "%Y%m%d").date() < cutoff.date():
                 await conn.execute(f"DROP TABLE {row['relname']}")
                 dropped.append(row["relname"])
-        await conn.execute("DELETE FROM positions_default WHERE fix_time < $1", _day_start(cutoff))
-    return dropped
+        status = await conn.execute("DELETE FROM positions_default WHERE fix_time < $1", cutoff)
+    return dropped, int(status.split()[-1])

@@ -22,9 +22,19 @@ from server.model import (
     Seen,
     User,
 )  # fmt: skip
-from server.store import migrations, pg_insert, pg_partitions, pg_rows
-from server.store.base import Conflict, StoreUnavailable
+from server.store import pg_insert, pg_migrate, pg_partitions
+from server.store.base import (
+    Conflict,
+    Expired,
+    GroupStats,
+    PoolStats,
+    StoreUnavailable,
+    retention_cutoff,
+)
 from server.store.groups import Grouper, Job, insert_grouper
+from server.store.rows import Rows
+from server.store.sql import DEVICE_COLS, LIVE_SELECT, USER_COLS
+from server.store.sql import POSTGRES as SQL
 
 # Errors that mean "the database is not reachable right now", as opposed to a bug
 # in a query: the caller answers 503 and the agent retries later.
@@ -56,6 +66,13 @@ async def _keep_session(conn: Any) -> None:
 _INSERT_BATCH = pg_insert.INSERT_BATCH
 
 
+def _as_is(value: datetime) -> datetime:
+    return value  # asyncpg returns timestamptz as an aware UTC datetime
+
+
+_ROWS = Rows(_as_is)
+
+
 class PostgisStore:
     def __init__(
         self,
@@ -79,7 +96,7 @@ class PostgisStore:
         self._pool: Any = None
         # Few statements at once, so batches arriving meanwhile form groups; the
         # rest of the pool serves reads, backfill and the other groups' waits.
-        self.groups: Grouper[Job, Any] = insert_grouper(
+        self._groups: Grouper[Job, Any] = insert_grouper(
             self._insert_group, max_running=group_statements or max(1, max_size // 4)
         )
 
@@ -100,7 +117,7 @@ class PostgisStore:
         self._pool = pool
         try:
             async with self._conn() as conn:
-                await migrations.check(conn)
+                await pg_migrate.check(conn)
             await self.ensure_partitions()
         except BaseException:
             self._pool = None
@@ -111,7 +128,7 @@ class PostgisStore:
         if self._pool is not None:
             # Batches already taken in are stored (and answered) before the pool goes.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.groups.drain(), timeout=self._command_timeout)
+                await asyncio.wait_for(self._groups.drain(), timeout=self._command_timeout)
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -128,7 +145,7 @@ class PostgisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
         try:
-            names: list[str] = await migrations.apply(conn)
+            names: list[str] = await pg_migrate.apply(conn)
             return names
         finally:
             await conn.close()
@@ -143,39 +160,34 @@ class PostgisStore:
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
 
-    def pool_stats(self) -> dict[str, int] | None:
-        """Connection pool use for /metrics; None when closed."""
-        pool = self._pool
-        if pool is None:
-            return None
-        return {
-            "size": int(pool.get_size()),
-            "idle": int(pool.get_idle_size()),
-            "max": int(pool.get_max_size()),
-        }
-
     async def ping(self) -> None:
         await self._fetchrow("SELECT 1")
 
-    # partitions (server/store/pg_partitions.py) ---------------------------------
+    # maintenance: partitions (server/store/pg_partitions.py), pool, groups -------
     async def ensure_partitions(
         self, now: datetime | None = None, *, days_behind: int = 2, days_ahead: int = 7
     ) -> list[str]:
-        """Create the daily partitions around ``now`` that are missing; return their names.
-
-        Call at start and periodically (daily is plenty: a week is created ahead).
-        """
         today = (now or datetime.now(UTC)).astimezone(UTC).date()
         async with self._conn() as conn:
             return await pg_partitions.ensure(conn, today, days_behind, days_ahead)
 
-    async def retention_drop(
-        self, older_than_days: int = 90, now: datetime | None = None
-    ) -> list[str]:
-        """Drop daily partitions (and default-partition rows) older than the cutoff."""
-        today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    async def expire_positions(self, older_than_days: int, now: datetime | None = None) -> Expired:
+        """Drop whole daily partitions, and delete the old rows of the default partition."""
+        cutoff = retention_cutoff(now or datetime.now(UTC), older_than_days)
         async with self._conn() as conn:
-            return await pg_partitions.drop_older(conn, today, older_than_days)
+            dropped, deleted = await pg_partitions.drop_older(conn, cutoff)
+        return Expired(partitions=tuple(dropped), rows=deleted)
+
+    def pool_stats(self) -> PoolStats | None:
+        pool = self._pool
+        if pool is None:
+            return None
+        return PoolStats(
+            size=int(pool.get_size()), idle=int(pool.get_idle_size()), max=int(pool.get_max_size())
+        )
+
+    def group_stats(self) -> GroupStats:
+        return GroupStats(self._groups.statements, self._groups.jobs)
 
     # one-statement helpers -------------------------------------------------------
     async def _fetchrow(self, sql: str, *args: object) -> Any:
@@ -195,90 +207,70 @@ class PostgisStore:
     async def add_device(self, name: str, token_hash: str, route: str | None = None) -> Device:
         try:
             row = await self._fetchrow(
-                f"INSERT INTO devices (name, token_hash, route) VALUES ($1, $2, $3)"
-                f" RETURNING {pg_rows.DEVICE_COLS}",
+                "INSERT INTO devices (name, token_hash, route) VALUES ($1, $2, $3)"
+                f" RETURNING {DEVICE_COLS}",
                 name,
                 token_hash,
                 route,
             )
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict(f"device name or token already in use: {name!r}") from exc
-        return pg_rows.device(row)
+        return _ROWS.device(row)
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None:
-        sql = f"SELECT {pg_rows.DEVICE_COLS} FROM devices WHERE token_hash = $1 AND active"
-        row = await self._fetchrow(sql, token_hash)
-        return None if row is None else pg_rows.device(row)
+        row = await self._fetchrow(SQL.device_by_token, token_hash)
+        return None if row is None else _ROWS.device(row)
 
     async def get_device(self, device_id: int) -> Device | None:
-        row = await self._fetchrow(
-            f"SELECT {pg_rows.DEVICE_COLS} FROM devices WHERE id = $1", device_id
-        )
-        return None if row is None else pg_rows.device(row)
+        row = await self._fetchrow(SQL.get_device, device_id)
+        return None if row is None else _ROWS.device(row)
 
     async def list_devices(self) -> list[Device]:
-        return [
-            pg_rows.device(r)
-            for r in await self._fetch(f"SELECT {pg_rows.DEVICE_COLS} FROM devices ORDER BY id")
-        ]
+        return [_ROWS.device(r) for r in await self._fetch(SQL.list_devices)]
 
     async def set_device_token(self, device_id: int, token_hash: str) -> bool:
-        # A new token is a fresh credential, so it also re-activates a revoked device.
-        sql = "UPDATE devices SET token_hash = $2, active = true WHERE id = $1"
         try:
-            return await self._updated(sql, device_id, token_hash)
+            return await self._updated(SQL.set_device_token, token_hash, device_id)
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict("token already in use") from exc
 
     async def revoke_device(self, device_id: int) -> bool:
-        return await self._updated("UPDATE devices SET active = false WHERE id = $1", device_id)
+        return await self._updated(SQL.revoke_device, device_id)
 
     async def installation_value(self, name: str, default: str) -> str:
         # Two statements: the SELECT must run on a snapshot taken after a concurrent
         # first caller's INSERT committed (ours then waited on it and did nothing).
-        await self._fetch(
-            "INSERT INTO installation (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            name,
-            default,
-        )
-        row = await self._fetchrow("SELECT value FROM installation WHERE name = $1", name)
+        await self._fetch(SQL.keep_installation_value, name, default)
+        row = await self._fetchrow(SQL.installation_value, name)
         return str(row["value"])
 
     async def update_device(
         self, device_id: int, *, in_service: bool | None = None, route: str | None = None
     ) -> Device | None:
-        row = await self._fetchrow(
-            "UPDATE devices SET in_service = COALESCE($2, in_service),"
-            f" route = COALESCE($3, route) WHERE id = $1 RETURNING {pg_rows.DEVICE_COLS}",
-            device_id,
-            in_service,
-            route,
-        )
-        return None if row is None else pg_rows.device(row)
+        row = await self._fetchrow(SQL.update_device, in_service, route, device_id)
+        return None if row is None else _ROWS.device(row)
 
     # users -------------------------------------------------------------------
     async def add_user(self, username: str, password_hash: str, role: Role) -> User:
         try:
             row = await self._fetchrow(
                 "INSERT INTO users (username, password_hash, role) VALUES ($1, $2, $3)"
-                f" RETURNING {pg_rows.USER_COLS}",
+                f" RETURNING {USER_COLS}",
                 username,
                 password_hash,
                 role,
             )
         except asyncpg.exceptions.UniqueViolationError as exc:
             raise Conflict(f"user name already in use: {username!r}") from exc
-        return pg_rows.user(row)
+        return _ROWS.user(row)
 
     async def user_by_name(self, username: str) -> User | None:
-        row = await self._fetchrow(
-            f"SELECT {pg_rows.USER_COLS} FROM users WHERE username = $1", username
-        )
-        return None if row is None else pg_rows.user(row)
+        row = await self._fetchrow(SQL.user_by_name, username)
+        return None if row is None else _ROWS.user(row)
 
     async def get_user(self, user_id: int) -> User | None:
-        row = await self._fetchrow(f"SELECT {pg_rows.USER_COLS} FROM users WHERE id = $1", user_id)
-        return None if row is None else pg_rows.user(row)
+        row = await self._fetchrow(SQL.get_user, user_id)
+        return None if row is None else _ROWS.user(row)
 
     # telemetry ---------------------------------------------------------------
     async def insert_fixes(
@@ -289,13 +281,13 @@ class PostgisStore:
         job = Job(device_id, fixes, received_at)
         try:
             if len(fixes) < pg_insert.COPY_FROM:
-                row = await self.groups.submit(job)
+                row = await self._groups.submit(job)
             else:
                 row = await self._insert_one(job)
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {device_id}") from exc
         accepted = int(row["accepted"])
-        live = pg_rows.live(row) if row["device_id"] is not None else None
+        live = _ROWS.live(row) if row["device_id"] is not None else None
         return InsertResult(accepted=accepted, duplicates=len(fixes) - accepted, live=live)
 
     async def _insert_one(self, job: Job) -> Any:
@@ -309,68 +301,42 @@ class PostgisStore:
             return await pg_insert.insert_group(conn, jobs)
 
     async def live_positions(self) -> list[LivePosition]:
-        return [
-            pg_rows.live(r)
-            for r in await self._fetch(pg_rows.LIVE_SELECT + " ORDER BY lp.device_id")
-        ]
+        return [_ROWS.live(r) for r in await self._fetch(SQL.live_positions)]
 
     async def mark_seen(self, device_id: int, seen: Seen) -> None:
         try:
-            await self._fetch(pg_rows.MARK_SEEN, device_id, seen.at, seen.battery, seen.charge)
+            await self._fetch(SQL.mark_seen, device_id, seen.at, seen.battery, seen.charge)
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {device_id}") from exc
 
     async def seen_devices(self) -> list[DeviceSeen]:
-        rows = await self._fetch(pg_rows.SEEN_SELECT + " ORDER BY s.device_id")
-        return [pg_rows.device_seen(r) for r in rows]
+        return [_ROWS.device_seen(r) for r in await self._fetch(SQL.seen_devices)]
 
     async def add_event(self, event: Event) -> Event | None:
         try:
             row = await self._fetchrow(
-                "INSERT INTO events (device_id, event_time, kind, received_at, lat, lon)"
-                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
-                f" RETURNING {pg_rows.EVENT_COLS}",
+                SQL.add_event,
                 *(event.device_id, event.t, event.kind, event.received_at, event.lat, event.lon),
             )
         except asyncpg.exceptions.ForeignKeyViolationError as exc:
             raise LookupError(f"no device {event.device_id}") from exc
-        return None if row is None else pg_rows.event(row)
+        return None if row is None else _ROWS.event(row)
 
     async def events(self, device_id: int, start: datetime, end: datetime) -> list[Event]:
-        rows = await self._fetch(
-            f"SELECT {pg_rows.EVENT_COLS} FROM events WHERE device_id = $1"
-            " AND event_time >= $2 AND event_time < $3 ORDER BY event_time, id",
-            *(device_id, start, end),
-        )
-        return [pg_rows.event(r) for r in rows]
+        rows = await self._fetch(SQL.events, device_id, start, end)
+        return [_ROWS.event(r) for r in rows]
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
-        rows = await self._fetch(
-            f"SELECT {pg_rows.FIX_COLS} FROM positions WHERE device_id = $1"
-            " AND fix_time >= $2 AND fix_time < $3 ORDER BY fix_time",
-            device_id,
-            start,
-            end,
-        )
-        return [pg_rows.fix(r) for r in rows]
+        rows = await self._fetch(SQL.track, device_id, start, end)
+        return [_ROWS.fix(r) for r in rows]
 
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
         rows = await self._fetch(
-            pg_rows.LIVE_SELECT
-            + ", (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS g) AS q"
+            LIVE_SELECT + ", (SELECT ST_SetSRID(ST_MakePoint($2, $1), 4326)::geography AS g) AS q"
             " WHERE ST_DWithin(lp.geog, q.g, $3)"
             " ORDER BY ST_Distance(lp.geog, q.g), lp.device_id",
             lat,
             lon,
             radius_m,
         )
-        return [pg_rows.live(r) for r in rows]
-
-    async def count_positions(self, device_id: int | None = None) -> int:
-        # "$1 IS NULL OR ..." would defeat the index; two statements keep each plan simple.
-        if device_id is None:
-            row = await self._fetchrow("SELECT count(*) AS n FROM positions")
-        else:
-            sql = "SELECT count(*) AS n FROM positions WHERE device_id = $1"
-            row = await self._fetchrow(sql, device_id)
-        return int(row["n"])
+        return [_ROWS.live(r) for r in rows]

@@ -33,9 +33,20 @@ from server.model import (
     Seen,
     User,
 )
+from server.store import sqlite_retention
 from server.store import sqlite_schema as schema
-from server.store.base import Conflict, StoreUnavailable
+from server.store.base import (
+    Conflict,
+    Expired,
+    GroupStats,
+    PoolStats,
+    StoreUnavailable,
+    retention_cutoff,
+)
 from server.store.groups import Grouper, Job, insert_grouper
+from server.store.rows import Rows
+from server.store.sql import DEVICE_COLS, POSITION_COLS, USER_COLS
+from server.store.sql import SQLITE as SQL
 
 T = TypeVar("T")
 
@@ -46,29 +57,7 @@ _EARTH_RADIUS_M = 6_371_008.8  # mean radius; PostGIS uses the spheroid, close e
 _UNAVAILABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY}
 _UNAVAILABLE_CODES |= {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN}
 
-_FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode, accuracy, battery, charge"
-# Numbered SQL files; file N brings PRAGMA user_version from N - 1 to N.
-_DEVICE_COLS = "id, name, active, in_service, route"
-_USER_COLS = "id, username, password_hash, role"
-_LIVE_SELECT = f"""
-SELECT lp.device_id, d.name, d.route, d.in_service, lp.received_at,
-       {", ".join("lp." + c.strip() for c in _FIX_COLS.split(","))},
-       s.seen_at, s.battery AS seen_battery, s.charge AS seen_charge
-FROM last_positions lp JOIN devices d ON d.id = lp.device_id
-LEFT JOIN device_seen s ON s.device_id = lp.device_id
-"""
-_SEEN_SELECT = """
-SELECT s.device_id, d.name, d.route, d.in_service, s.seen_at,
-       s.battery AS seen_battery, s.charge AS seen_charge
-FROM device_seen s JOIN devices d ON d.id = s.device_id
-"""
-_MARK_SEEN = (
-    "INSERT INTO device_seen (device_id, seen_at, battery, charge) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (device_id) DO UPDATE SET seen_at = excluded.seen_at,"
-    " battery = excluded.battery, charge = excluded.charge"
-    " WHERE excluded.seen_at > device_seen.seen_at"
-)
-_EVENT_COLS = "id, device_id, event_time, kind, received_at, lat, lon"
+_ROWS = Rows(schema.from_us)
 
 
 def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -88,18 +77,15 @@ def _conflict_on_unique(message: str) -> Iterator[None]:
         raise
 
 
-_KEEP_INSTALLATION_VALUE = (
-    "INSERT INTO installation (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
-)
-_POSITION_COLS = f"device_id, received_at, {_FIX_COLS}"
+# The ingest hot path, SQLite's own (pg_insert.py is PostgreSQL's).
 _INSERT_POSITION = (
-    f"INSERT INTO positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 14)})"
+    f"INSERT INTO positions ({POSITION_COLS}) VALUES ({', '.join('?' * 14)})"
     " ON CONFLICT (device_id, fix_time) DO NOTHING"
 )
 _MOVE_LAST = (
-    f"INSERT INTO last_positions ({_POSITION_COLS}) VALUES ({', '.join('?' * 14)})"
+    f"INSERT INTO last_positions ({POSITION_COLS}) VALUES ({', '.join('?' * 14)})"
     " ON CONFLICT (device_id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _POSITION_COLS.split(", ")[1:])
+    + ", ".join(f"{c} = excluded.{c}" for c in POSITION_COLS.split(", ")[1:])
     + " WHERE excluded.fix_time > last_positions.fix_time"
 )
 
@@ -129,8 +115,7 @@ def _insert_job(conn: sqlite3.Connection, job: Job) -> InsertResult:
     conn.execute(_MOVE_LAST, newest)
     live = None
     if conn.total_changes > before:
-        sql = _LIVE_SELECT + " WHERE lp.device_id = ?"
-        live = schema.live(conn.execute(sql, (job.device_id,)).fetchone())
+        live = _ROWS.live(conn.execute(SQL.live_position, (job.device_id,)).fetchone())
     return InsertResult(accepted=accepted, duplicates=len(job.fixes) - accepted, live=live)
 
 
@@ -140,7 +125,7 @@ class SqliteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         # One writer: while it commits a group, the batches arriving form the next.
-        self.groups: Grouper[Job, InsertResult] = insert_grouper(self._insert_group, max_running=1)
+        self._groups: Grouper[Job, InsertResult] = insert_grouper(self._insert_group, max_running=1)
 
     @property
     def path(self) -> Path:
@@ -199,7 +184,7 @@ class SqliteStore:
     async def close(self) -> None:
         if self._executor is None:
             return
-        await self.groups.drain()  # batches already taken in are stored before closing
+        await self._groups.drain()  # batches already taken in are stored before closing
 
         def close() -> None:
             if self._conn is not None:
@@ -212,6 +197,41 @@ class SqliteStore:
 
     async def ping(self) -> None:
         await self._run(lambda c: c.execute("SELECT count(*) FROM devices").fetchone())
+
+    # maintenance -------------------------------------------------------------------
+    async def ensure_partitions(
+        self, now: datetime | None = None, *, days_behind: int = 2, days_ahead: int = 7
+    ) -> list[str]:
+        """No partitions on SQLite (positions is one table): nothing to create, ``[]``."""
+        return []
+
+    async def expire_positions(
+        self,
+        older_than_days: int,
+        now: datetime | None = None,
+        *,
+        chunk_rows: int = sqlite_retention.CHUNK_ROWS,
+    ) -> Expired:
+        """Delete the fixes before the cutoff in chunks (server/store/sqlite_retention.py).
+
+        Each chunk is a separate call on the worker thread, so batches arriving
+        meanwhile are stored between two chunks, not after the whole run.
+        """
+        cutoff = schema.to_us(retention_cutoff(now or datetime.now(UTC), older_than_days))
+        deleted = 0
+        for device_id in await self._run(sqlite_retention.device_ids):
+            work = sqlite_retention.chunk(device_id, cutoff, chunk_rows)
+            while (n := await self._run(work)) == chunk_rows:
+                deleted += n
+            deleted += n
+        return Expired(rows=deleted)
+
+    def pool_stats(self) -> PoolStats | None:
+        """One connection on one worker thread, no pool: always None."""
+        return None
+
+    def group_stats(self) -> GroupStats:
+        return GroupStats(self._groups.statements, self._groups.jobs)
 
     # one-statement helpers -------------------------------------------------------
     async def _row(self, sql: str, *args: object) -> sqlite3.Row | None:
@@ -229,41 +249,35 @@ class SqliteStore:
         with _conflict_on_unique(f"device name or token already in use: {name!r}"):
             row = await self._row(
                 "INSERT INTO devices (name, token_hash, route, created_at)"
-                f" VALUES (?, ?, ?, ?) RETURNING {_DEVICE_COLS}",
+                f" VALUES (?, ?, ?, ?) RETURNING {DEVICE_COLS}",
                 *(name, token_hash, route, schema.to_us(datetime.now(UTC))),
             )
         assert row is not None  # RETURNING always yields the inserted row
-        return schema.device(row)
+        return _ROWS.device(row)
 
     async def device_by_token_hash(self, token_hash: str) -> Device | None:
-        sql = f"SELECT {_DEVICE_COLS} FROM devices WHERE token_hash = ? AND active"
-        row = await self._row(sql, token_hash)
-        return None if row is None else schema.device(row)
+        row = await self._row(SQL.device_by_token, token_hash)
+        return None if row is None else _ROWS.device(row)
 
     async def get_device(self, device_id: int) -> Device | None:
-        row = await self._row(f"SELECT {_DEVICE_COLS} FROM devices WHERE id = ?", device_id)
-        return None if row is None else schema.device(row)
+        row = await self._row(SQL.get_device, device_id)
+        return None if row is None else _ROWS.device(row)
 
     async def list_devices(self) -> list[Device]:
-        return [
-            schema.device(r)
-            for r in await self._rows(f"SELECT {_DEVICE_COLS} FROM devices ORDER BY id")
-        ]
+        return [_ROWS.device(r) for r in await self._rows(SQL.list_devices)]
 
     async def set_device_token(self, device_id: int, token_hash: str) -> bool:
-        # A new token is a fresh credential, so it also re-activates a revoked device.
-        sql = "UPDATE devices SET token_hash = ?, active = 1 WHERE id = ?"
         with _conflict_on_unique("token already in use"):
-            return await self._changed(sql, token_hash, device_id)
+            return await self._changed(SQL.set_device_token, token_hash, device_id)
 
     async def revoke_device(self, device_id: int) -> bool:
-        return await self._changed("UPDATE devices SET active = 0 WHERE id = ?", device_id)
+        return await self._changed(SQL.revoke_device, device_id)
 
     async def installation_value(self, name: str, default: str) -> str:
         def keep(conn: sqlite3.Connection) -> str:
             with schema.transaction(conn):
-                conn.execute(_KEEP_INSTALLATION_VALUE, (name, default))
-                row = conn.execute("SELECT value FROM installation WHERE name = ?", (name,))
+                conn.execute(SQL.keep_installation_value, (name, default))
+                row = conn.execute(SQL.installation_value, (name,))
                 return str(row.fetchone()[0])
 
         return await self._run(keep)
@@ -271,31 +285,28 @@ class SqliteStore:
     async def update_device(
         self, device_id: int, *, in_service: bool | None = None, route: str | None = None
     ) -> Device | None:
-        row = await self._row(
-            "UPDATE devices SET in_service = coalesce(?, in_service),"
-            f" route = coalesce(?, route) WHERE id = ? RETURNING {_DEVICE_COLS}",
-            *(None if in_service is None else int(in_service), route, device_id),
-        )
-        return None if row is None else schema.device(row)
+        flag = None if in_service is None else int(in_service)
+        row = await self._row(SQL.update_device, flag, route, device_id)
+        return None if row is None else _ROWS.device(row)
 
     # users -------------------------------------------------------------------
     async def add_user(self, username: str, password_hash: str, role: Role) -> User:
         with _conflict_on_unique(f"user name already in use: {username!r}"):
             row = await self._row(
                 "INSERT INTO users (username, password_hash, role, created_at)"
-                f" VALUES (?, ?, ?, ?) RETURNING {_USER_COLS}",
+                f" VALUES (?, ?, ?, ?) RETURNING {USER_COLS}",
                 *(username, password_hash, role, schema.to_us(datetime.now(UTC))),
             )
         assert row is not None  # RETURNING always yields the inserted row
-        return schema.user(row)
+        return _ROWS.user(row)
 
     async def user_by_name(self, username: str) -> User | None:
-        row = await self._row(f"SELECT {_USER_COLS} FROM users WHERE username = ?", username)
-        return None if row is None else schema.user(row)
+        row = await self._row(SQL.user_by_name, username)
+        return None if row is None else _ROWS.user(row)
 
     async def get_user(self, user_id: int) -> User | None:
-        row = await self._row(f"SELECT {_USER_COLS} FROM users WHERE id = ?", user_id)
-        return None if row is None else schema.user(row)
+        row = await self._row(SQL.get_user, user_id)
+        return None if row is None else _ROWS.user(row)
 
     # telemetry ---------------------------------------------------------------
     async def insert_fixes(
@@ -303,7 +314,7 @@ class SqliteStore:
     ) -> InsertResult:
         if not fixes:
             return InsertResult(accepted=0, duplicates=0)
-        return await self.groups.submit(Job(device_id, fixes, received_at))
+        return await self._groups.submit(Job(device_id, fixes, received_at))
 
     async def _insert_group(self, jobs: list[Job]) -> list[InsertResult]:
         # One transaction, so one fsync, for every batch that waited meanwhile.
@@ -314,14 +325,16 @@ class SqliteStore:
         return await self._run(work)
 
     async def live_positions(self) -> list[LivePosition]:
-        return [schema.live(r) for r in await self._rows(_LIVE_SELECT + " ORDER BY lp.device_id")]
+        return [_ROWS.live(r) for r in await self._rows(SQL.live_positions)]
 
     async def mark_seen(self, device_id: int, seen: Seen) -> None:
         charge = None if seen.charge is None else int(seen.charge)
 
         def work(conn: sqlite3.Connection) -> None:
             with schema.transaction(conn):
-                conn.execute(_MARK_SEEN, (device_id, schema.to_us(seen.at), seen.battery, charge))
+                conn.execute(
+                    SQL.mark_seen, (device_id, schema.to_us(seen.at), seen.battery, charge)
+                )
 
         try:
             await self._run(work)
@@ -329,16 +342,13 @@ class SqliteStore:
             raise LookupError(f"no device {device_id}") from exc
 
     async def seen_devices(self) -> list[DeviceSeen]:
-        rows = await self._rows(_SEEN_SELECT + " ORDER BY s.device_id")
-        return [schema.device_seen(r) for r in rows]
+        return [_ROWS.device_seen(r) for r in await self._rows(SQL.seen_devices)]
 
     async def add_event(self, event: Event) -> Event | None:
         def work(conn: sqlite3.Connection) -> sqlite3.Row | None:
             with schema.transaction(conn):
                 row: sqlite3.Row | None = conn.execute(
-                    "INSERT INTO events (device_id, event_time, kind, received_at, lat, lon)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                    f" RETURNING {_EVENT_COLS}",
+                    SQL.add_event,
                     (event.device_id, schema.to_us(event.t), event.kind,
                      schema.to_us(event.received_at), event.lat, event.lon),
                 ).fetchone()  # fmt: skip
@@ -348,23 +358,15 @@ class SqliteStore:
             row = await self._run(work)
         except sqlite3.IntegrityError as exc:
             raise LookupError(f"no device {event.device_id}") from exc
-        return None if row is None else schema.event(row)
+        return None if row is None else _ROWS.event(row)
 
     async def events(self, device_id: int, start: datetime, end: datetime) -> list[Event]:
-        rows = await self._rows(
-            f"SELECT {_EVENT_COLS} FROM events WHERE device_id = ?"
-            " AND event_time >= ? AND event_time < ? ORDER BY event_time, id",
-            *(device_id, schema.to_us(start), schema.to_us(end)),
-        )
-        return [schema.event(r) for r in rows]
+        rows = await self._rows(SQL.events, device_id, schema.to_us(start), schema.to_us(end))
+        return [_ROWS.event(r) for r in rows]
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
-        rows = await self._rows(
-            f"SELECT {_FIX_COLS} FROM positions WHERE device_id = ?"
-            " AND fix_time >= ? AND fix_time < ? ORDER BY fix_time",
-            *(device_id, schema.to_us(start), schema.to_us(end)),
-        )
-        return [schema.fix(r) for r in rows]
+        rows = await self._rows(SQL.track, device_id, schema.to_us(start), schema.to_us(end))
+        return [_ROWS.fix(r) for r in rows]
 
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
         # A fleet is at most thousands of vehicles: a scan in Python is cheap and
@@ -375,11 +377,3 @@ class SqliteStore:
         ]
         ranked.sort(key=lambda item: (item[0], item[1]))
         return [p for dist, _, p in ranked if dist <= radius_m]
-
-    async def count_positions(self, device_id: int | None = None) -> int:
-        if device_id is None:
-            row = await self._row("SELECT count(*) FROM positions")
-        else:
-            row = await self._row("SELECT count(*) FROM positions WHERE device_id = ?", device_id)
-        assert row is not None  # an aggregate always yields one row
-        return int(row[0])

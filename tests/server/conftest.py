@@ -16,7 +16,8 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
     def start(database_url: str | None = None, **overrides: Any) -> RunningServer:
-        data_dir = tmp_path / f"data{len(started)}"
+        # A test may seed a SQLite file first and pass its data_dir.
+        data_dir = overrides.pop("data_dir", tmp_path / f"data{len(started)}")
         running = RunningServer(make_settings(data_dir, database_url, **overrides)).start()
         started.append(running)
         return running

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from tests.server.running import RunningServer
+from tests.server.stored import count_fixes
 
 
 def fixes(n: int, start: datetime | None = None) -> list[dict[str, Any]]:
@@ -138,7 +139,7 @@ def test_unreadable_body_is_422_and_keeps_what_was_accepted(any_server: RunningS
     )
     assert r.status_code == 422
     assert r.json()["error"].startswith("body is not JSON")
-    assert any_server._with_store(lambda s: s.count_positions(device.id)) == 2
+    assert any_server._with_store(lambda s: count_fixes(s, device.id)) == 2
 
 
 def test_one_bad_fix_does_not_block_the_batch(server: RunningServer) -> None:
@@ -153,7 +154,7 @@ def test_one_bad_fix_does_not_block_the_batch(server: RunningServer) -> None:
     r = post(server, token, {"fixes": future})
     assert r.json()["accepted"] == 0
     assert "future" in r.json()["rejected"][0]["reason"]
-    assert server._with_store(lambda s: s.count_positions(device.id)) == 2
+    assert server._with_store(lambda s: count_fixes(s, device.id)) == 2
 
 
 def test_token_revoked_by_the_cli_stops_working_within_the_cache_ttl(server_factory: Any) -> None:

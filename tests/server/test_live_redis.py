@@ -107,7 +107,7 @@ def replicas(
 
 async def _migrate(url: str, data_dir: Path) -> None:
     store = open_store(url, data_dir)
-    await getattr(store, "migrate")()  # noqa: B009 - only the PostGIS store has it
+    await store.migrate()
 
 
 def _device(url: str, data_dir: Path, name: str, route: str | None = None) -> tuple[int, str]:

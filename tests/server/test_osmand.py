@@ -15,6 +15,7 @@ import pytest
 from server.model import FixIn
 from server.settings import RateLimit
 from tests.server.running import RunningServer
+from tests.server.stored import count_fixes
 
 KNOT = 1852 / 3600
 
@@ -188,7 +189,7 @@ def test_id_is_the_token_not_the_name(server: RunningServer) -> None:
     assert r.status_code == 401
     server._with_store(lambda s: s.revoke_device(device.id))
     assert httpx.post(traccar_client_url(server.url, token, t)).status_code == 401
-    assert server._with_store(lambda s: s.count_positions()) == 0
+    assert server._with_store(count_fixes) == 0
 
 
 @pytest.mark.parametrize(
@@ -214,7 +215,7 @@ def test_a_bad_fix_is_answered_200_with_the_reason_and_not_stored(
     body = r.json()
     assert body["accepted"] == 0
     assert body["rejected"][0]["reason"].startswith(reason)
-    assert server._with_store(lambda s: s.count_positions()) == 0
+    assert server._with_store(count_fixes) == 0
 
 
 def test_future_fix_is_refused(server: RunningServer) -> None:
@@ -276,7 +277,7 @@ def test_phones_are_budgeted_per_fix_and_v1_agents_per_request(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 429
-    assert server._with_store(lambda s: s.count_positions()) == 30
+    assert server._with_store(count_fixes) == 30
 
 
 def test_a_json_batch_costs_one_unit_per_fix(

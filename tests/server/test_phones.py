@@ -13,6 +13,7 @@ import httpx
 from server.model import FixIn
 from tests.server.live_client import access_token, live_ws
 from tests.server.running import RunningServer
+from tests.server.stored import count_fixes
 from tests.server.test_live_sse import sse
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -41,7 +42,7 @@ def test_reports_at_the_root_url_and_a_page_for_browsers(any_server: RunningServ
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
     r = httpx.post(f"{any_server.url}/?deviceid={token}&timestamp={t + 2}&location=45.3,9.3")
     assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
-    assert any_server._with_store(lambda s: s.count_positions(device.id)) == 3
+    assert any_server._with_store(lambda s: count_fixes(s, device.id)) == 3
     # A browser at / gets a page, not a JSON error; a query without id is still a browser.
     for url in (f"{any_server.url}/", f"{any_server.url}/?utm_source=poster"):
         page = httpx.get(url)
@@ -70,7 +71,7 @@ def test_a_heartbeat_shows_the_phone_reachable_without_gps(any_server: RunningSe
     assert (r.json()["accepted"], r.json()["rejected"], r.json()["seen"]) == (0, [], True)
     r = form(f"{any_server.url}/", id=token2, batt=12)
     assert r.status_code == 200, r.text
-    assert any_server._with_store(lambda s: s.count_positions()) == 1
+    assert any_server._with_store(count_fixes) == 1
     vehicles = fleet(any_server)
     phone = vehicles[device.id]
     assert phone["state"] == "no_gps"
@@ -202,4 +203,4 @@ def test_heartbeats_in_json_and_with_unreadable_readings(server: RunningServer) 
     ]
     assert "alarm" not in r.json()
     assert fleet(server)[device.id]["battery"] is None
-    assert server._with_store(lambda s: s.count_positions()) == 0
+    assert server._with_store(count_fixes) == 0

@@ -11,13 +11,17 @@ import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from server.model import FixIn
-from server.store import SchemaNotCurrent, open_store
+from server.store import SchemaNotCurrent, migrations, open_store
+from server.store.base import Expired
 from server.store.postgis import PostgisStore
+from tests.server.stored import count_fixes
 
 pytestmark = pytest.mark.postgis
 
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
+# Every migration this code has, as a fresh database gets them.
+ALL = [m.name for m in migrations.available("postgis")]
 
 
 def partition(day: date) -> str:
@@ -94,7 +98,7 @@ async def test_fix_without_partition_lands_in_default_and_is_kept(
     created = await store.ensure_partitions(at(past), days_behind=0, days_ahead=0)
     assert created == [partition(past)]
     assert await home_of(postgis_url, at(past)) == partition(past)
-    assert await store.count_positions(bus) == 3
+    assert await count_fixes(store, bus) == 3
     assert await store.track(bus, at(past, 0), at(past, 23)) == [fixes[0]]
 
 
@@ -107,31 +111,30 @@ async def test_retention_drops_old_partitions_and_old_strays(
     keep = [FixIn(at(TODAY), 1.0, 1.0), FixIn(at(TODAY - timedelta(days=89)), 1.0, 1.0)]
     drop = [FixIn(at(day), 1.0, 1.0) for day in old_days] + [FixIn(at(date(2001, 1, 1)), 1.0, 1.0)]
     await store.insert_fixes(bus, keep + drop, NOW)
-    assert await store.count_positions() == 6
+    assert await count_fixes(store) == 6
 
-    dropped = await store.retention_drop(90, now=NOW)
-    assert sorted(dropped) == sorted(partition(d) for d in old_days)
-    assert not set(dropped) & await partitions(postgis_url)
-    assert await store.count_positions() == 2
+    expired = await store.expire_positions(90, now=NOW)
+    assert sorted(expired.partitions) == sorted(partition(d) for d in old_days)
+    assert expired.rows == 1  # the 2001 fix, from the default partition
+    assert not set(expired.partitions) & await partitions(postgis_url)
+    assert await count_fixes(store) == 2
     assert await store.track(bus, at(TODAY, 0), at(TODAY, 23)) == [keep[0]]
     [live] = await store.live_positions()  # the live position is not history
     assert live.fix == keep[0]
-    assert await store.retention_drop(90, now=NOW) == []
+    assert await store.expire_positions(90, now=NOW) == Expired()
 
 
 async def test_migrations_are_idempotent(store: PostgisStore, postgis_url: str) -> None:
     assert await store.migrate() == []
     rows = await query(postgis_url, "SELECT version, name FROM schema_migrations")
     assert sorted((r["version"], r["name"]) for r in rows) == [
-        (1, "0001_init"),
-        (2, "0002_phones"),
-        (3, "0003_installation"),
+        (m.version, m.name) for m in migrations.available("postgis")
     ]
 
 
 async def test_concurrent_starters_migrate_once(postgis_url: str) -> None:
     results = await asyncio.gather(*(PostgisStore(postgis_url).migrate() for _ in range(3)))
-    assert sorted(results) == [[], [], ["0001_init", "0002_phones"]]
+    assert sorted(results) == [[], [], ALL]
 
 
 async def test_open_without_migrate_names_the_missing_migration(
@@ -141,10 +144,10 @@ async def test_open_without_migrate_names_the_missing_migration(
     unmigrated = open_store(postgis_url, tmp_path, migrate=False)
     with pytest.raises(SchemaNotCurrent, match="0001_init") as caught:
         await unmigrated.open()
-    assert caught.value.missing == ["0001_init", "0002_phones"]
+    assert caught.value.missing == ALL
     assert "bustracker migrate" in str(caught.value)
 
-    assert await PostgisStore(postgis_url).migrate() == ["0001_init", "0002_phones"]
+    assert await PostgisStore(postgis_url).migrate() == ALL
     checked = open_store(postgis_url, tmp_path, migrate=False)
     await checked.open()  # now current: the server starts
     await checked.ping()

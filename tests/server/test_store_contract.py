@@ -1,4 +1,9 @@
-"""One contract for every Store: the same tests run on SQLite and on PostGIS."""
+"""One contract for every Store: the same tests run on SQLite and on PostGIS.
+
+Registry and Positions here; heartbeats and events in test_store_phones.py,
+Maintenance (partitions, retention, pool and group figures) in
+test_store_maintenance.py, on the same two stores.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from server.model import FixIn
 from server.store import Conflict, Store, StoreUnavailable, open_store
 from server.store.postgis import PostgisStore
 from server.store.sqlite import SqliteStore
+from tests.server.stored import count_fixes
 from tests.services import free_port
 
 # Recent times, so on PostGIS the fixes land in real daily partitions, not the default.
@@ -159,7 +165,7 @@ async def test_same_batch_twice_is_all_duplicates(store: Store) -> None:
     assert (first.accepted, first.duplicates) == (3, 0)
     second = await store.insert_fixes(device_id, batch, RECEIVED)
     assert (second.accepted, second.duplicates, second.live) == (0, 3, None)
-    assert await store.count_positions(device_id) == 3
+    assert await count_fixes(store, device_id) == 3
 
 
 async def test_duplicates_within_a_batch_count_and_first_wins(store: Store) -> None:
@@ -179,7 +185,7 @@ async def test_concurrent_retries_store_each_fix_once(store: Store) -> None:
     )
     assert sum(r.accepted for r in results) == 50
     assert sum(r.duplicates for r in results) == 150
-    assert await store.count_positions(device_id) == 50
+    assert await count_fixes(store, device_id) == 50
 
 
 async def test_large_batches_keep_every_guarantee(store: Store) -> None:
@@ -200,7 +206,7 @@ async def test_large_batches_keep_every_guarantee(store: Store) -> None:
     assert live.fix.t == BASE + timedelta(seconds=199)
     with pytest.raises(LookupError):
         await store.insert_fixes(424242, batch, RECEIVED)
-    assert await store.count_positions(device_id) == 300
+    assert await count_fixes(store, device_id) == 300
     assert (await store.insert_fixes(device_id, [fix(500)], RECEIVED)).accepted == 1
 
 
@@ -296,17 +302,6 @@ async def test_times_round_trip_to_the_microsecond(store: Store) -> None:
     [live] = await store.live_positions()
     assert live.received_at.utcoffset() == timedelta(0)
     assert live.received_at == received
-
-
-async def test_count_positions(store: Store) -> None:
-    one = await add_bus(store, "bus-1")
-    two = await add_bus(store, "bus-2")
-    assert await store.count_positions() == 0
-    await store.insert_fixes(one, [fix(s) for s in range(3)], RECEIVED)
-    await store.insert_fixes(two, [fix(s) for s in range(2)], RECEIVED)
-    assert await store.count_positions() == 5
-    assert await store.count_positions(one) == 3
-    assert await store.count_positions(two + 1000) == 0
 
 
 async def test_ping(store: Store) -> None:

@@ -11,9 +11,10 @@ import pytest
 
 from server.model import FixIn
 from server.store import Store
-from server.store.groups import Grouper, Job
+from server.store.groups import Grouper
 from server.store.postgis import PostgisStore
 from server.store.sqlite import SqliteStore
+from tests.server.stored import count_fixes
 
 BASE = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
 
@@ -159,11 +160,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.close()
 
 
-def groups(store: Store) -> Grouper[Job, object]:
-    grouper: Grouper[Job, object] = getattr(store, "groups")  # noqa: B009
-    return grouper
-
-
 def fixes(first_s: int, n: int, lat: float = 45.0) -> list[FixIn]:
     return [
         FixIn(t=BASE + timedelta(seconds=first_s + i), lat=lat + i * 1e-4, lon=9.0)
@@ -179,11 +175,12 @@ async def test_grouped_batches_are_each_answered_as_their_own(store: Store) -> N
     jobs += [(bus, fixes(5, 10, lat=40.0 + k)) for k, bus in enumerate(buses[:5])]
     results = await asyncio.gather(*(store.insert_fixes(b, f, received) for b, f in jobs))
 
-    assert groups(store).jobs > groups(store).statements  # groups did form
+    stats = store.group_stats()
+    assert stats.batches > stats.statements  # groups did form
     for bus in buses[5:]:
-        assert await store.count_positions(bus) == 10
+        assert await count_fixes(store, bus) == 10
     for bus in buses[:5]:
-        assert await store.count_positions(bus) == 15  # the overlap stored once
+        assert await count_fixes(store, bus) == 15  # the overlap stored once
     by_bus: dict[int, list[int]] = {}
     for (bus, _), result in zip(jobs, results, strict=True):
         assert result.accepted + result.duplicates == 10
@@ -220,7 +217,7 @@ async def test_a_batch_for_an_unknown_device_fails_alone(store: Store) -> None:
     await blocker
     assert isinstance(results[1], LookupError)
     assert [getattr(r, "accepted", None) for r in (results[0], results[2])] == [10, 10]
-    assert await store.count_positions() == 23
+    assert await count_fixes(store) == 23
 
 
 async def test_closing_stores_what_was_already_taken_in(store: Store) -> None:
@@ -234,4 +231,4 @@ async def test_closing_stores_what_was_already_taken_in(store: Store) -> None:
     results = await asyncio.gather(*sent)
     assert [r.accepted for r in results] == [10] * 20
     await store.open()  # the fixture closes it again
-    assert await store.count_positions(bus) == 200
+    assert await count_fixes(store, bus) == 200

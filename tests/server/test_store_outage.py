@@ -23,6 +23,7 @@ import httpx
 
 from tests.server.relay import relayed
 from tests.server.running import RunningServer
+from tests.server.stored import count_fixes
 from tests.services import PgCluster
 
 
@@ -90,7 +91,7 @@ def test_network_to_the_database_cut(
         relay.restore()
         check_recovery(server, token)
         # Nothing sent during the outage was stored; both sides of it were.
-        assert server._with_store(lambda s: s.count_positions(device.id)) == 2
+        assert server._with_store(lambda s: count_fixes(s, device.id)) == 2
 
 
 def test_database_refusing_sessions(

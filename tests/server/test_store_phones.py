@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from server.model import Event, FixIn, Seen
-from server.store import Store, open_store
+from server.store import Store, migrations, open_store
+from tests.server.stored import count_fixes
 from tests.server.test_store_contract import BASE, RECEIVED, add_bus, database_url, fix
 
 __all__ = ["database_url"]  # the contract suite's sqlite/postgis parametrisation
@@ -47,7 +48,7 @@ async def test_a_heartbeat_marks_the_device_seen_and_stores_no_position(store: S
     phone = await add_bus(store, "phone-1")
     bus = await add_bus(store, "bus-2", route=None)
     await store.mark_seen(phone, Seen(RECEIVED, battery=64.0, charge=False))
-    assert await store.count_positions() == 0
+    assert await count_fixes(store) == 0
     assert await store.live_positions() == []
     [seen] = await store.seen_devices()
     assert (seen.device_id, seen.name, seen.route, seen.in_service) == (phone, "phone-1", "7", True)
@@ -94,10 +95,8 @@ async def test_a_database_of_the_previous_version_is_upgraded_keeping_its_rows(
     if database_url is None:
         import sqlite3
 
-        from server.store.sqlite_schema import MIGRATIONS
-
         conn = sqlite3.connect(first_only / "bustracker.sqlite3")
-        conn.executescript(MIGRATIONS[0].read_text())
+        conn.executescript(migrations.available("sqlite")[0].sql())
         conn.execute("INSERT INTO devices (name, token_hash, created_at) VALUES ('bus-1', 'h', 0)")
         conn.execute(
             "INSERT INTO positions (device_id, fix_time, received_at, lat, lon)"
@@ -109,11 +108,9 @@ async def test_a_database_of_the_previous_version_is_upgraded_keeping_its_rows(
     else:
         import asyncpg  # type: ignore[import-untyped]
 
-        from server.store.migrations import MIGRATIONS_DIR
-
         conn = await asyncpg.connect(database_url)
         try:
-            await conn.execute((MIGRATIONS_DIR / "0001_init.sql").read_text())
+            await conn.execute(migrations.available("postgis")[0].sql())
             await conn.execute(
                 "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now());"
@@ -125,11 +122,11 @@ async def test_a_database_of_the_previous_version_is_upgraded_keeping_its_rows(
         finally:
             await conn.close()
     store = open_store(database_url, first_only)
-    assert await store.migrate() == ["0002_phones"]
+    assert await store.migrate() == [m.name for m in migrations.available("postgis")[1:]]
     await store.open()
     try:
         [device] = await store.list_devices()
-        assert await store.count_positions(device.id) == 1
+        assert await count_fixes(store, device.id) == 1
         await store.mark_seen(device.id, Seen(RECEIVED, battery=10.0))
         assert [s.seen.battery for s in await store.seen_devices()] == [10.0]
     finally:

@@ -1,14 +1,20 @@
-"""A running server keeps PostGIS partitions itself: old days dropped per RETENTION_DAYS."""
+"""A running server keeps its store itself: fixes older than RETENTION_DAYS go.
+
+PostGIS drops old daily partitions (and makes new ones ahead); SQLite deletes the rows.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from server.model import FixIn
+from server.store import open_store
 from server.store.postgis import PostgisStore
 from tests.server.running import RunningServer, run_async
+from tests.server.stored import count_fixes
 from tests.services import PgCluster
 
 
@@ -49,3 +55,29 @@ def test_server_drops_partitions_past_retention(
     # Partitions ahead exist too, so tomorrow's fixes do not fall into the default one.
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     assert f"positions_{tomorrow:%Y%m%d}" in _partitions(pg_cluster, postgis_url)
+
+
+def test_server_deletes_sqlite_fixes_past_retention(
+    server_factory: Callable[..., RunningServer], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "sqlite-data"
+    now = datetime.now(UTC)
+    old, recent = FixIn(now - timedelta(days=120), 45.0, 9.0), FixIn(now, 45.1, 9.1)
+
+    async def seed() -> int:
+        store = open_store(None, data_dir)
+        await store.open()
+        try:
+            bus = await store.add_device("bus-old", "hash-old")
+            await store.insert_fixes(bus.id, [old, recent], now)
+            return bus.id
+        finally:
+            await store.close()
+
+    bus = run_async(seed)
+    server = server_factory(data_dir=data_dir, retention_days=90)
+    deadline = time.monotonic() + 30
+    while server._with_store(count_fixes) > 1:
+        assert time.monotonic() < deadline, "the server never applied RETENTION_DAYS"
+        time.sleep(0.2)
+    assert server._with_store(lambda s: s.track(bus, old.t, now + timedelta(1))) == [recent]

@@ -1,9 +1,18 @@
-"""Numbered SQL migrations for the PostGIS store, and the code that applies them.
+"""Numbered SQL migrations of both stores, and the one loader that reads them.
 
-Files are ``NNNN_name.sql`` next to this module, applied in version order. Each
-run holds a transaction-scoped advisory lock, so two processes starting at once
-(two replicas, or ``bustracker migrate`` racing a server) serialise instead of
-both trying to create the same tables; the second one finds nothing pending.
+Layout, next to this module::
+
+    postgis/NNNN_name.sql    applied by server/store/pg_migrate.py (schema_migrations)
+    sqlite/NNNN_name.sql     applied by server/store/sqlite_schema.py (PRAGMA user_version)
+
+A schema change is one version written for both stores: the two directories
+must hold the same versions under the same names, or the loader refuses both
+(``MigrationLayoutError``), so a store can never silently lag behind the
+other. Versions run 1, 2, 3, ... without gaps, because SQLite records only
+the version reached (file N takes ``user_version`` from N - 1 to N).
+
+No database driver is imported here: ``server.store`` re-exports
+``SchemaNotCurrent``, and a SQLite-only install has no asyncpg.
 """
 
 from __future__ import annotations
@@ -11,25 +20,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
-if TYPE_CHECKING:
-    # Annotations only: server.store re-exports SchemaNotCurrent, and importing
-    # it must not require asyncpg.
-    import asyncpg  # type: ignore[import-untyped]
-
+Backend = Literal["postgis", "sqlite"]
+BACKENDS: tuple[Backend, ...] = ("postgis", "sqlite")
 MIGRATIONS_DIR = Path(__file__).parent
 _FILE_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-# Arbitrary but fixed: every bustracker process must agree on it.
-LOCK_KEY = 0x6275_7374_7261_636B  # "bustrack"
-
-_CREATE_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version     integer PRIMARY KEY,
-    name        text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -44,63 +40,52 @@ class SchemaNotCurrent(RuntimeError):
         )
 
 
+class MigrationLayoutError(RuntimeError):
+    """The migration files are misnamed, or one store has a migration the other lacks."""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
-    name: str
+    name: str  # the file's stem, "0002_phones": what the databases record
     path: Path
 
     def sql(self) -> str:
         return self.path.read_text(encoding="utf-8")
 
 
-def available() -> list[Migration]:
-    found: list[Migration] = []
-    for path in MIGRATIONS_DIR.glob("*.sql"):
-        match = _FILE_RE.match(path.name)
-        if match is None:
-            raise RuntimeError(f"migration file {path.name!r} is not named NNNN_name.sql")
-        found.append(Migration(int(match.group(1)), path.stem, path))
-    found.sort(key=lambda m: m.version)
-    versions = [m.version for m in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"two migration files share a version number: {versions}")
+def available(backend: Backend, root: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """``backend``'s migrations in version order, after checking the whole layout."""
+    return load(root)[backend]
+
+
+def load(root: Path = MIGRATIONS_DIR) -> dict[Backend, list[Migration]]:
+    """Every store's migrations; raise MigrationLayoutError unless they pair up."""
+    found = {backend: _read(root / backend) for backend in BACKENDS}
+    names = {backend: [m.name for m in found[backend]] for backend in BACKENDS}
+    if names["postgis"] != names["sqlite"]:
+        postgis, sqlite = set(names["postgis"]), set(names["sqlite"])
+        raise MigrationLayoutError(
+            "both stores need the same migrations:"
+            f" only postgis/ has {sorted(postgis - sqlite) or 'nothing'},"
+            f" only sqlite/ has {sorted(sqlite - postgis) or 'nothing'}"
+        )
     return found
 
 
-async def applied_versions(conn: asyncpg.Connection) -> set[int]:
-    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    if not exists:
-        return set()
-    rows = await conn.fetch("SELECT version FROM schema_migrations")
-    return {int(r["version"]) for r in rows}
-
-
-async def pending(conn: asyncpg.Connection) -> list[Migration]:
-    done = await applied_versions(conn)
-    return [m for m in available() if m.version not in done]
-
-
-async def check(conn: asyncpg.Connection) -> None:
-    """Raise SchemaNotCurrent naming every migration not yet applied."""
-    missing = await pending(conn)
-    if missing:
-        raise SchemaNotCurrent([m.name for m in missing])
-
-
-async def apply(conn: asyncpg.Connection) -> list[str]:
-    """Apply pending migrations in one transaction; return the names applied."""
-    names: list[str] = []
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
-        await conn.execute(_CREATE_TABLE)
-        # Read after taking the lock: a concurrent starter may just have finished.
-        for migration in await pending(conn):
-            await conn.execute(migration.sql())
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                migration.version,
-                migration.name,
+def _read(directory: Path) -> list[Migration]:
+    found: list[Migration] = []
+    for path in directory.glob("*.sql"):
+        match = _FILE_RE.match(path.name)
+        if match is None:
+            raise MigrationLayoutError(
+                f"migration file {directory.name}/{path.name} is not named NNNN_name.sql"
             )
-            names.append(migration.name)
-    return names
+        found.append(Migration(int(match.group(1)), path.stem, path))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise MigrationLayoutError(
+            f"{directory.name}/ migrations must be numbered 1, 2, 3, ... once each: {versions}"
+        )
+    return found
