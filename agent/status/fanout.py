@@ -2,9 +2,9 @@
 
 A status sink is for people and for the service manager, never a reason to stop
 capturing: an unwritable status file must not cost the watchdog, and a broken
-LED must not cost the status file. Failures of one kind (the sink and the
-exception's type) are logged once, then at most once per ``REPEAT_LOG_S`` with a
-count, so a month of a read-only status directory is a few lines a day in the
+LED must not cost the status file. Failures of one kind (the sink, the call and
+the exception's type) are logged once, then at most once per ``REPEAT_LOG_S``
+with a count, so a month of a read-only status directory is a few lines a day in the
 journal, not one per second; when the sink works again that is said once.
 """
 
@@ -25,10 +25,9 @@ REPEAT_LOG_S = 300.0
 
 @dataclass
 class _Failing:
-    kind: str  # the exception's type name
+    kind: str  # the call and the exception's type
     logged_at: float
     since_log: int = 0  # failures not logged since logged_at
-    total: int = 1
 
 
 def sink_name(sink: StatusSink) -> str:
@@ -60,10 +59,9 @@ class Fanout:
                 self._failed(i, sink, "close", exc)
 
     def _failed(self, i: int, sink: StatusSink, what: str, exc: Exception) -> None:
-        now, kind = self.clock(), type(exc).__name__
+        now, kind = self.clock(), f"{what}: {type(exc).__name__}"
         state = self._failing.get(i)
         if state is not None and state.kind == kind:
-            state.total += 1
             if now - state.logged_at < REPEAT_LOG_S:
                 state.since_log += 1
                 return
@@ -86,6 +84,5 @@ class Fanout:
         )
 
     def _worked(self, i: int, sink: StatusSink) -> None:
-        state = self._failing.pop(i, None)
-        if state is not None:
-            log.info("status sink %s works again (%d failures)", sink_name(sink), state.total)
+        if self._failing.pop(i, None) is not None:
+            log.info("status sink %s works again", sink_name(sink))
