@@ -230,6 +230,16 @@ class Runner:
             requests=up.requests,
         )
 
+    def _last_words(self, *, stopping: bool = False, final: bool = False) -> None:
+        # The shutdown must go on (threads joined, buffer closed) even when the
+        # snapshot can't be taken, e.g. after the buffer itself failed.
+        try:
+            snap = self.snapshot(stopping=stopping, final=final)
+        except Exception:
+            log.exception("can't take the status snapshot at shutdown")
+            return
+        self.sinks.publish(snap)
+
     def healthy(self) -> bool:
         if not self._threads:
             return False  # not running yet
@@ -264,10 +274,10 @@ class Runner:
                     break
         finally:
             self.stop.set()
-            self.sinks.publish(self.snapshot(stopping=True))  # systemd: STOPPING=1 now
+            self._last_words(stopping=True)  # systemd: STOPPING=1 now
             for th in self._threads:
                 th.join(timeout=15)
-            self.sinks.publish(self.snapshot(final=True))
+            self._last_words(final=True)
             self.sinks.close()
             self.buffer.close()
             log.info("agent stopped")
