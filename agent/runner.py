@@ -210,17 +210,19 @@ class Runner:
         uplink = uplink_state(up.phase, backlog, up.batch_size)
         starting_up = self.last_valid is None and now - self.started < no_fix_after
         state: State = "stopped" if final else overall_state(gps, uplink, starting_up=starting_up)
+        quarantined = self.buffer.quarantined()
+        healthy = self.healthy()  # last: the systemd sink acts on it right away
         return StatusSnapshot(
             at=datetime.now(UTC),
             state=state,
             gps=gps,
             uplink=uplink,
-            healthy=self.healthy(),
+            healthy=healthy,
             stopping=stopping or final,
             backlog=backlog,
             captured=captured,
             dropped=MappingProxyType(dict(self.pipeline.dropped)),
-            quarantined=self.buffer.quarantined(),
+            quarantined=quarantined,
             last_fix=last_fix,
             last_upload=up.last_upload,
             last_error=up.last_error,

@@ -36,9 +36,12 @@ __all__ = [
 
 
 def default_sinks(settings: Settings, environ: Mapping[str, str] = os.environ) -> list[StatusSink]:
-    """What ``bustracker-agent run`` publishes to: the status file, and systemd if it asked."""
-    sinks: list[StatusSink] = [StatusFileSink(settings.status_path)]
+    """What ``bustracker-agent run`` publishes to: systemd if it asked, and the status file."""
+    sinks: list[StatusSink] = []
     systemd = SystemdSink.from_environ(environ)
     if systemd is not None:
+        # First: the watchdog must go out right after the health check, not after
+        # a status file write that a slow SD card can stretch.
         sinks.append(systemd)
+    sinks.append(StatusFileSink(settings.status_path))
     return sinks
