@@ -2,32 +2,31 @@
 
 capture thread   source -> pipeline -> buffer (a fix is captured once committed)
 uplink thread    buffer -> server (agent.uplink)
-main thread      every ``status.interval_s``: work out the state, write the status
-                 file atomically, and (under systemd) feed the watchdog, but only
-                 after a real health check: the capture thread alive and still
-                 looping, the uplink thread alive.
+main thread      every ``status.interval_s``: one ``StatusSnapshot`` of what the
+                 runner knows (state, GPS, uplink, counts, the health check), handed
+                 to every status sink (agent/status/: the status file, systemd).
+                 The health check is the runner's: the capture thread alive and
+                 still looping, the uplink thread alive; systemd's watchdog is fed
+                 only while it passes.
 
 States, first match wins: config_error (no usable token), auth_error (token
 refused), starting (no fix yet, just started), no_fix (no valid fix for
 ``status.no_fix_after_s``), buffering (the last upload failed), draining (more
-backlog than one request carries), ok. ``stopped`` is written on a clean exit.
+backlog than one request carries), ok. ``stopped`` is published on a clean exit.
+The rules are in agent/status/snapshot.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
-import json
 import logging
-import os
 import signal
-import socket
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from types import MappingProxyType
 
 import httpx
 
@@ -35,9 +34,10 @@ from agent import __version__
 from agent.buffer import Buffer
 from agent.fix import Fix
 from agent.pipeline import Context, Pipeline
-from agent.protocol import format_time
 from agent.settings import GpsSettings, Settings
 from agent.sources import GpsdSource, GpsSource, ReplaySource, SerialSource
+from agent.status import Fanout, State, StatusSink, StatusSnapshot, default_sinks
+from agent.status.snapshot import gps_state, overall_state, uplink_state
 from agent.uplink import Uplink
 
 log = logging.getLogger(__name__)
@@ -111,52 +111,18 @@ class ClockCheck:
         return self._value
 
 
-def sd_notify(message: str) -> bool:
-    """Send one sd_notify datagram; a no-op outside systemd (no NOTIFY_SOCKET)."""
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return False
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]  # abstract namespace
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.connect(addr)
-            sock.sendall(message.encode())
-    except OSError as exc:
-        log.warning("sd_notify failed: %s", exc)
-        return False
-    return True
-
-
-def watchdog_interval() -> float | None:
-    usec = os.environ.get("WATCHDOG_USEC")
-    pid = os.environ.get("WATCHDOG_PID")
-    if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
-        return None
-    return int(usec) / 2e6  # half the timeout, as systemd recommends
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """tmp + rename: a reader (``status``) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def fix_summary(fix: Fix | None) -> dict[str, Any] | None:
-    if fix is None:
-        return None
-    return {"t": format_time(fix.t), "lat": round(fix.lat, 7), "lon": round(fix.lon, 7)}
-
-
 class Runner:
     def __init__(
         self,
         settings: Settings,
         source: GpsSource | None = None,
         transport: httpx.BaseTransport | None = None,
+        sinks: Sequence[StatusSink] | None = None,
     ) -> None:
         self.settings = settings
+        # Where each tick's snapshot goes; by default the status file and (under
+        # systemd) sd_notify. Read from the environment now, as systemd set it.
+        self.sinks = Fanout(default_sinks(settings) if sinks is None else sinks)
         self.source = source or make_source(settings.gps)
         self.transport = transport
         self.stop = threading.Event()
@@ -180,7 +146,6 @@ class Runner:
         self.last_fix = self.buffer.last()
         self.uplink = Uplink(settings.server, settings.upload, self.open_buffer(), transport)
         self._threads: list[threading.Thread] = []
-        self._status_failed = False
 
     def open_buffer(self) -> Buffer:
         """A connection for one thread; every one of them opened the same way."""
@@ -226,56 +191,60 @@ class Runner:
 
     # -- state --------------------------------------------------------------------------
 
-    def state(self) -> str:
-        up = self.uplink.status
-        if up.phase in ("config_error", "auth_error"):
-            return up.phase
-        no_fix_after = self.settings.status.no_fix_after_s
-        now = time.monotonic()
-        if self.last_valid is None or now - self.last_valid > no_fix_after:
-            recent = self.last_valid is None and now - self.started < no_fix_after
-            return "starting" if recent else "no_fix"
-        if up.phase == "buffering":
-            return "buffering"
-        if up.phase == "starting":
-            return "starting"
-        if self.buffer.count() > max(up.batch_size, 1):
-            return "draining"
-        return "ok"
+    def device_present(self) -> bool:
+        # The real sources say whether they reach the receiver (gpsd spoke, the
+        # serial port is open, the replay file is being read); one that doesn't
+        # say is taken at its word that it delivers.
+        return bool(getattr(self.source, "connected", True))
 
-    def status_doc(self, state: str | None = None) -> dict[str, Any]:
+    def snapshot(self, *, stopping: bool = False, final: bool = False) -> StatusSnapshot:
+        """What the runner knows now, once for every sink. ``final``: state ``stopped``."""
         up = self.uplink.status
         with self._lock:
             last_fix, captured = self.last_fix, self.captured
-        return {
-            "state": state or self.state(),
-            "backlog": self.buffer.count(),
-            "last_fix": fix_summary(last_fix),
-            "last_upload": up.last_upload,
-            "last_error": up.last_error,
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "pid": os.getpid(),
-            "version": __version__,
-            "captured": captured,
-            "dropped": dict(self.pipeline.dropped),
-            "quarantined": self.buffer.quarantined(),
-            "batch_size": up.batch_size,
-            "upload_interval_s": up.interval_s,
-            "next_attempt_in_s": up.next_attempt_in_s,
-            "requests": up.requests,
-        }
+        no_fix_after = self.settings.status.no_fix_after_s
+        now = time.monotonic()
+        fix_recent = self.last_valid is not None and now - self.last_valid <= no_fix_after
+        backlog = self.buffer.count()
+        gps = gps_state(fix_recent=fix_recent, device_present=self.device_present())
+        uplink = uplink_state(up.phase, backlog, up.batch_size)
+        starting_up = self.last_valid is None and now - self.started < no_fix_after
+        state: State = "stopped" if final else overall_state(gps, uplink, starting_up=starting_up)
+        quarantined = self.buffer.quarantined()
+        healthy = self.healthy()  # last: the systemd sink acts on it right away
+        return StatusSnapshot(
+            at=datetime.now(UTC),
+            state=state,
+            gps=gps,
+            uplink=uplink,
+            healthy=healthy,
+            stopping=stopping or final,
+            backlog=backlog,
+            captured=captured,
+            dropped=MappingProxyType(dict(self.pipeline.dropped)),
+            quarantined=quarantined,
+            last_fix=last_fix,
+            last_upload=up.last_upload,
+            last_error=up.last_error,
+            batch_size=up.batch_size,
+            upload_interval_s=up.interval_s,
+            next_attempt_in_s=up.next_attempt_in_s,
+            requests=up.requests,
+        )
 
-    def _write_status(self, path: Path, state: str) -> None:
+    def _last_words(self, *, stopping: bool = False, final: bool = False) -> None:
+        # The shutdown must go on (threads joined, buffer closed) even when the
+        # snapshot can't be taken, e.g. after the buffer itself failed.
         try:
-            write_json_atomic(path, self.status_doc(state))
-        except OSError as exc:  # the status file is for people; capture goes on without it
-            if not self._status_failed:
-                log.warning("can't write status file %s: %s", path, exc)
-            self._status_failed = True
-        else:
-            self._status_failed = False
+            snap = self.snapshot(stopping=stopping, final=final)
+        except Exception:
+            log.exception("can't take the status snapshot at shutdown")
+            return
+        self.sinks.publish(snap)
 
     def healthy(self) -> bool:
+        if not self._threads:
+            return False  # not running yet
         capture, uplink = self._threads
         stale = time.monotonic() - self.beat > self.stale_after_s
         capture_ok = self.capture_done or (capture.is_alive() and not stale)
@@ -293,10 +262,6 @@ class Runner:
         ]
         for th in self._threads:
             th.start()
-        status_path = self.settings.status_path
-        with contextlib.suppress(OSError):  # reported by _write_status if it matters
-            status_path.parent.mkdir(parents=True, exist_ok=True)
-        watchdog, ready, last_dog = watchdog_interval(), False, 0.0
         log.info(
             "agent %s running: gps=%s server=%s buffer=%s",
             __version__,
@@ -306,22 +271,16 @@ class Runner:
         )
         try:
             while True:
-                state = self.state()
-                self._write_status(status_path, state)
-                if self.healthy():
-                    if not ready:
-                        ready = sd_notify(f"READY=1\nSTATUS={state}")
-                    if watchdog and time.monotonic() - last_dog >= watchdog:
-                        sd_notify(f"WATCHDOG=1\nSTATUS={state}")
-                        last_dog = time.monotonic()
+                self.sinks.publish(self.snapshot())
                 if self.stop.wait(self.settings.status.interval_s):
                     break
         finally:
             self.stop.set()
-            sd_notify("STOPPING=1")
+            self._last_words(stopping=True)  # systemd: STOPPING=1 now
             for th in self._threads:
                 th.join(timeout=15)
-            self._write_status(status_path, "stopped")
+            self._last_words(final=True)
+            self.sinks.close()
             self.buffer.close()
             log.info("agent stopped")
         return 0

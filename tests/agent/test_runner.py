@@ -18,8 +18,9 @@ import pytest
 
 from agent.buffer import Buffer
 from agent.fix import Fix
-from agent.runner import ClockCheck, Runner, kernel_clock_synced, sd_notify
+from agent.runner import ClockCheck, Runner, kernel_clock_synced
 from agent.settings import Settings, parse_settings
+from agent.status import SystemdSink
 from tests.agent.fake_server import FakeServer, Reply
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -226,9 +227,8 @@ def test_no_watchdog_when_capture_is_stuck(tmp_path: Path, server: FakeServer,
             notify_socket.recv(4096)  # no WATCHDOG=1 while capture is wedged
 
 
-def test_sd_notify_is_a_no_op_outside_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    assert sd_notify("READY=1") is False
+def test_no_systemd_sink_outside_systemd() -> None:
+    assert SystemdSink.from_environ({"WATCHDOG_USEC": "200000"}) is None
 
 
 def test_clock_check_modes() -> None:
