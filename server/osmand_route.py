@@ -3,7 +3,9 @@
 Traccar Client's default server URL is the host root, so ``/`` takes reports
 too: a request naming a device (``id`` or ``deviceid`` in the query), or any
 POST, is a report; a browser's ``GET /`` gets the landing page
-(``server/web.py``). Both paths run this one handler and one decoder.
+(``server/web.py``). Both paths run this one handler and one decoder. The
+route declares the ``device`` rule (``server/access.py``); the token is the
+``id`` in the query or the body, so ingest's ``admit`` is what checks it.
 
 Answers follow from how these clients behave: anything but a 200 makes them
 keep the report and resend it, oldest first, with backoff, forever. So a
