@@ -62,7 +62,7 @@ def check_outage(
         assert r.json()["error"] == "store unavailable"
         assert int(r.headers["Retry-After"]) >= 1
         if admitted:
-            assert r.headers["X-Max-Batch"] == str(server.settings.max_batch)
+            assert r.headers["X-Max-Batch"] == str(server.settings.limits.max_batch)
             assert "RateLimit-Remaining" in r.headers
     osmand = httpx.post(
         f"{server.url}/osmand", params={"id": token, "lat": "45", "lon": "9"}, timeout=30
