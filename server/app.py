@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, Request, Response, Router, get
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 
 from server import __version__
+from server.access import DEPENDENCIES, access, enforce_access
 from server.auth import TokenIssuer
 from server.device_tokens import DeviceTokens
 from server.devices import create_device, list_devices, revoke_device, rotate_device
@@ -37,7 +38,12 @@ from server.tracks import fleet_nearby, vehicle_track
 log = logging.getLogger(__name__)
 
 
-@get("/health", tags=["operations"], summary="Database and Redis reachability")
+@get(
+    "/health",
+    tags=["operations"],
+    summary="Database and Redis reachability",
+    opt=access("public"),
+)
 async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     svc = services(request)
     checks: dict[str, str] = {}
@@ -151,10 +157,25 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         plugins=[LivePlugin(svc)],
         state=State({"services": svc, "metrics": metrics}),
         middleware=[LatencyMiddleware(metrics)],
+        # Every route declares who may call it (server/access.py); this guard applies it.
+        guards=[enforce_access],
+        dependencies=DEPENDENCIES,
         exception_handlers={Exception: error_response},
         cors_config=cors,
         request_max_body_size=settings.limits.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="bustracker", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="bustracker",
+            version=__version__,
+            # The schema and its viewers are public, like the default router they replace.
+            openapi_router=Router(
+                "/schema",
+                route_handlers=[],
+                include_in_schema=False,
+                dto=None,
+                return_dto=None,
+                opt=access("public"),
+            ),
+        ),
         debug=False,
     )
     document(app, settings)

@@ -15,10 +15,11 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.params import FromPath
 
+from server.access import access
 from server.auth import hash_device_token, new_device_token
-from server.http import ApiError, current_user, services, store_unavailable
+from server.http import ApiError, services
 from server.model import Device
-from server.store.base import Conflict, Store, StoreUnavailable
+from server.store.base import Conflict, Store
 from server.vehicle import iso, last_seen
 
 MAX_NAME = 64
@@ -82,15 +83,11 @@ async def last_heard(store: Store) -> dict[int, datetime]:
     return heard
 
 
-@get("/v1/devices", tags=["devices"], summary="List bus units")
+@get("/v1/devices", tags=["devices"], summary="List bus units", opt=access("viewer"))
 async def list_devices(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    await current_user(request, "viewer")
     store = services(request).store
-    try:
-        devices = await store.list_devices()
-        heard = await last_heard(store)
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    devices = await store.list_devices()
+    heard = await last_heard(store)
     listed = []
     for d in devices:
         at = heard.get(d.id)
@@ -98,17 +95,20 @@ async def list_devices(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"devices": listed}
 
 
-@post("/v1/devices", status_code=201, tags=["devices"], summary="Register a bus unit")
+@post(
+    "/v1/devices",
+    status_code=201,
+    tags=["devices"],
+    summary="Register a bus unit",
+    opt=access("admin"),
+)
 async def create_device(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    await current_user(request, "admin")
     name, route = parse_new_device(await request.body())
     token = new_device_token()
     try:
         device = await services(request).store.add_device(name, hash_device_token(token), route)
     except Conflict:
         raise ApiError(409, f"a device named {name!r} exists already") from None
-    except StoreUnavailable:
-        raise store_unavailable() from None
     return {**device_json(device), "token": token}
 
 
@@ -118,13 +118,9 @@ async def _change_token(
     change: Callable[[Store], Awaitable[bool]],
 ) -> None:
     """An admin's rotate or revoke: applied, this process's token cache emptied, 404 if unknown."""
-    await current_user(request, "admin")
     _known_id(device_id)
     svc = services(request)
-    try:
-        found = await change(svc.store)
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    found = await change(svc.store)
     svc.devices.forget()
     if not found:
         raise ApiError(404, f"no device with id {device_id}")
@@ -135,6 +131,7 @@ async def _change_token(
     status_code=200,
     tags=["devices"],
     summary="Issue a new token; the old one stops working within DEVICE_CACHE_TTL",
+    opt=access("admin"),
 )
 async def rotate_device(
     request: Request[Any, Any, Any], device_id: FromPath[int]
@@ -151,6 +148,7 @@ async def rotate_device(
     status_code=200,
     tags=["devices"],
     summary="Withdraw a device's token",
+    opt=access("admin"),
 )
 async def revoke_device(
     request: Request[Any, Any, Any], device_id: FromPath[int]

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 from litestar import Request, get
 from litestar.params import FromPath, QueryParameter
 
+from server.access import access
 from server.devices import MAX_ID
-from server.http import ApiError, current_user, services, store_unavailable
+from server.http import ApiError, services
 from server.model import Device, Event
-from server.store.base import StoreUnavailable
 from server.tracks import query_time
 from server.vehicle import iso
 
@@ -57,6 +57,7 @@ def event_range(
     "/v1/devices/{device_id:int}/events",
     tags=["devices"],
     summary="A device's events (SOS) between two times, oldest first",
+    opt=access("viewer"),
 )
 async def device_events(
     request: Request[Any, Any, Any],
@@ -74,16 +75,12 @@ async def device_events(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    await current_user(request, "viewer")
     svc = services(request)
     t0, t1 = event_range(query_time("from", start), query_time("to", end), datetime.now(UTC))
-    try:
-        device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
-        if device is None:
-            raise ApiError(404, f"no device with id {device_id}")
-        events = await svc.store.events(device_id, t0, t1)
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
+    if device is None:
+        raise ApiError(404, f"no device with id {device_id}")
+    events = await svc.store.events(device_id, t0, t1)
     return {
         "device_id": device_id,
         "name": device.name,

@@ -10,21 +10,17 @@ from typing import Any
 
 from litestar import Request, get
 
-from server.http import current_user, services, store_unavailable
+from server.access import access
+from server.http import services
 from server.model import DeviceSeen, LivePosition
-from server.store.base import StoreUnavailable
 from server.vehicle import iso, operator_view, vehicle_state
 
 
-@get("/v1/fleet/live", tags=["fleet"], summary="Where every vehicle is now")
+@get("/v1/fleet/live", tags=["fleet"], summary="Where every vehicle is now", opt=access("viewer"))
 async def fleet_live(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    await current_user(request, "viewer")
     svc = services(request)
-    try:
-        positions = await svc.store.live_positions()
-        seen = await svc.store.seen_devices()
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    positions = await svc.store.live_positions()
+    seen = await svc.store.seen_devices()
     now = datetime.now(UTC)
     limit = svc.settings.live.offline_after_s
     placed = {p.device_id for p in positions}

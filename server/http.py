@@ -1,4 +1,7 @@
-"""HTTP plumbing shared by the route modules: JSON errors, who is calling, rate limits."""
+"""HTTP plumbing shared by the route modules: JSON errors and the services.
+
+Who may call a route is ``server/access.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from server.auth import InvalidToken, Principal, bearer
-from server.model import Role
 from server.services import Services
 from server.store.base import StoreUnavailable
 
@@ -45,9 +46,21 @@ def store_unavailable(headers: dict[str, str] | None = None) -> ApiError:
     )
 
 
+_CARRIED = "answer_headers"
+
+
+def carry_headers(request: Request[Any, Any, Any], headers: dict[str, str]) -> None:
+    """Headers every later answer to this request carries, errors included.
+
+    Ingest's rate-limit headers, set once a device is admitted, so that a 503
+    while the store is away tells the sender its budget like a 200 would.
+    """
+    request.scope.setdefault("state", {})[_CARRIED] = dict(headers)
+
+
 def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, StoreUnavailable):
-        # A safety net: a route that forgot to catch it still answers 503.
+        # The one place a store outage becomes an answer: 503, never a 500.
         exc = store_unavailable()
     if isinstance(exc, HTTPException):
         body: dict[str, Any] = {"error": exc.detail}
@@ -55,7 +68,9 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
             body.update(exc.extra)
         elif isinstance(exc, ValidationException) and exc.extra:
             body["details"] = exc.extra
-        return Response(body, status_code=exc.status_code, headers=exc.headers or None)
+        carried = request.scope.get("state", {}).get(_CARRIED, {})
+        headers = {**carried, **(exc.headers or {})}
+        return Response(body, status_code=exc.status_code, headers=headers or None)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response({"error": "internal error"}, status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
@@ -63,27 +78,3 @@ def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[
 def services(request: Request[Any, Any, Any]) -> Services:
     svc: Services = request.app.state.services
     return svc
-
-
-async def current_user(request: Request[Any, Any, Any], role: Role = "viewer") -> Principal:
-    """The operator behind the access token, counted against RATE_LIMIT_API.
-
-    401 for a missing, bad or expired token; 403 when the role is too low;
-    429 past the per-user limit.
-    """
-    svc = services(request)
-    token = bearer(request.headers.get("authorization"))
-    if token is None:
-        raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    try:
-        principal = svc.tokens.verify(token, "access")
-    except InvalidToken as exc:
-        raise ApiError(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
-    decision = await svc.limiter.hit(
-        svc.settings.limits.rate_limit_api, "api", f"user:{principal.user_id}"
-    )
-    if not decision.allowed:
-        raise ApiError(429, "rate limit exceeded", headers=decision.headers())
-    if not principal.can(role):
-        raise ApiError(403, f"needs role {role} or higher; you are {principal.role}")
-    return principal

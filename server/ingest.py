@@ -17,13 +17,14 @@ from typing import Any
 
 from litestar import Request, Response, post
 
+from server.access import access
 from server.auth import bearer
-from server.http import ApiError, services, store_unavailable
+from server.http import ApiError, carry_headers, services
 from server.metrics import record_fixes
 from server.model import Device, LivePosition
 from server.services import Services
 from server.settings import RateLimit, Settings
-from server.store.base import Store, StoreUnavailable
+from server.store.base import Store
 from server.validation import Batch, BodyError, decode
 
 
@@ -82,10 +83,7 @@ async def authenticate_device(svc: Services, token: str | None, missing: str) ->
     """The device behind a token, or 401 (``missing`` says where the token belongs) / 503."""
     if not token:
         raise ApiError(401, missing, headers={"WWW-Authenticate": "Bearer"})
-    try:
-        device = await svc.devices.device(token)
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    device = await svc.devices.device(token)
     if device is None:
         raise ApiError(
             401, "unknown or revoked device token", headers={"WWW-Authenticate": "Bearer"}
@@ -94,9 +92,15 @@ async def authenticate_device(svc: Services, token: str | None, missing: str) ->
 
 
 async def admit(
-    svc: Services, token: str | None, missing: str, protocol: str, cost: int = 1
+    request: Request[Any, Any, Any], token: str | None, missing: str, protocol: str, cost: int = 1
 ) -> Admission:
-    """Steps 1 and 2: the device behind the token, charged ``cost`` of its budget; or 401/429."""
+    """Steps 1 and 2: the device behind the token, charged ``cost`` of its budget; or 401/429.
+
+    This is where a ``device`` route's rule is enforced (``server/access.py``):
+    each protocol carries the token in its own place. From here on, every
+    answer, a 503 included, carries the rate-limit headers.
+    """
+    svc = services(request)
     settings = svc.settings
     device = await authenticate_device(svc, token, missing)
     rate = budget(settings, protocol)
@@ -107,6 +111,7 @@ async def admit(
         raise ApiError(
             429, "rate limit exceeded", headers=headers, limits=limits(settings, protocol)
         )
+    carry_headers(request, headers)
     return Admission(device, headers)
 
 
@@ -128,10 +133,7 @@ async def commit(
 ) -> IngestAnswer:
     """Steps 3 and 4: store (503 while the store is away), count, publish the live position."""
     svc = services(request)
-    try:
-        answer = await store_batch(svc.store, admission.device, batch, now)
-    except StoreUnavailable:
-        raise store_unavailable(admission.headers) from None
+    answer = await store_batch(svc.store, admission.device, batch, now)
     reasons = [r["reason"] for r in answer.rejected]
     record_fixes(request, protocol, answer.accepted, answer.duplicates, reasons)
     if answer.live is not None:
@@ -163,12 +165,18 @@ async def ingest(
     return await store_batch(store, device, decode_v1(raw, content_encoding, now, settings), now)
 
 
-@post("/v1/telemetry/location", status_code=200, tags=["telemetry"], summary="Upload fixes")
+@post(
+    "/v1/telemetry/location",
+    status_code=200,
+    tags=["telemetry"],
+    summary="Upload fixes",
+    opt=access("device"),
+)
 async def post_location(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     svc = services(request)
     settings = svc.settings
     token = bearer(request.headers.get("authorization"))
-    admission = await admit(svc, token, "missing device token", "v1")
+    admission = await admit(request, token, "missing device token", "v1")
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.limits.max_body_bytes:
         raise ApiError(

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from server.access import access
 from server.store.base import Maintenance
 
 # The fields a per-fix rejection can name (server/validation.py and the OsmAnd
@@ -183,6 +184,7 @@ class LatencyMiddleware(ASGIMiddleware):
     tags=["operations"],
     summary="Prometheus metrics",
     media_type=CONTENT_TYPE_PLAIN_0_0_4,
+    opt=access("public"),
 )
 async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(app_metrics(request).render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)

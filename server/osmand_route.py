@@ -3,7 +3,9 @@
 Traccar Client's default server URL is the host root, so ``/`` takes reports
 too: a request naming a device (``id`` or ``deviceid`` in the query), or any
 POST, is a report; a browser's ``GET /`` gets the landing page
-(``server/web.py``). Both paths run this one handler and one decoder.
+(``server/web.py``). Both paths run this one handler and one decoder. The
+route declares the ``device`` rule (``server/access.py``); the token is the
+``id`` in the query or the body, so ingest's ``admit`` is what checks it.
 
 Answers follow from how these clients behave: anything but a 200 makes them
 keep the report and resend it, oldest first, with backoff, forever. So a
@@ -24,12 +26,12 @@ from typing import Any
 
 from litestar import Request, Response, route
 
-from server.http import ApiError, services, store_unavailable
+from server.access import access
+from server.http import ApiError, services
 from server.ingest import Admission, admit, commit
 from server.model import Event, FixIn, Seen
 from server.osmand import Report, decode, has_token
 from server.services import Services
-from server.store.base import StoreUnavailable
 from server.validation import Batch, BodyError, Rejection, check_time, validate_fix
 from server.web import landing_page
 
@@ -82,10 +84,7 @@ async def raise_alarm(
         lat=where.lat if where else None,
         lon=where.lon if where else None,
     )
-    try:
-        stored = await svc.store.add_event(event)
-    except StoreUnavailable:
-        raise store_unavailable(admission.headers) from None
+    stored = await svc.store.add_event(event)
     if stored is not None:
         await svc.publish_event(stored, admission.device)
     return {"kind": event.kind, "duplicate": stored is None}
@@ -93,10 +92,7 @@ async def raise_alarm(
 
 async def mark_seen(svc: Services, admission: Admission, report: Report, now: datetime) -> None:
     seen = Seen(now, report.battery, report.charge)
-    try:
-        await svc.store.mark_seen(admission.device.id, seen)
-    except StoreUnavailable:
-        raise store_unavailable(admission.headers) from None
+    await svc.store.mark_seen(admission.device.id, seen)
     await svc.publish_seen(admission.device.id, seen)
 
 
@@ -106,6 +102,7 @@ async def mark_seen(svc: Services, admission: Admission, report: Report, now: da
     status_code=200,
     tags=["telemetry"],
     summary="Report in the OsmAnd protocol (Traccar Client); GET / without id: landing page",
+    opt=access("device"),
 )
 async def osmand(request: Request[Any, Any, Any]) -> Response[Any]:
     svc = services(request)
@@ -126,7 +123,7 @@ async def osmand(request: Request[Any, Any, Any]) -> Response[Any]:
         raise ApiError(exc.status, exc.reason) from None
     # One fix per request is Traccar Client's way: budget fixes, not requests.
     cost = max(1, len(report.fixes))
-    admission = await admit(svc, report.token, MISSING_TOKEN, "osmand", cost)
+    admission = await admit(request, report.token, MISSING_TOKEN, "osmand", cost)
     batch = judge(report, now, timedelta(seconds=settings.limits.future_tolerance_s))
     answer = await commit(request, admission, batch, now, "osmand")
     out = answer.body(settings, "osmand")

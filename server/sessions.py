@@ -6,10 +6,10 @@ from typing import Any
 
 from litestar import Request, post
 
+from server.access import access
 from server.auth import InvalidToken, Principal, verify_password
-from server.http import ApiError, services, store_unavailable
+from server.http import ApiError, services
 from server.settings import RateLimit
-from server.store.base import StoreUnavailable
 
 # Password guessing is throttled per account and per client address; both are
 # counted so that neither rotating accounts nor rotating addresses helps.
@@ -35,7 +35,13 @@ async def _json(request: Request[Any, Any, Any]) -> Any:
         raise ApiError(422, "body is not JSON") from None
 
 
-@post("/v1/auth/login", status_code=200, tags=["auth"], summary="Sign in an operator")
+@post(
+    "/v1/auth/login",
+    status_code=200,
+    tags=["auth"],
+    summary="Sign in an operator",
+    opt=access("public"),
+)
 async def login(request: Request[Any, Any, Any]) -> dict[str, Any]:
     svc = services(request)
     username, password = _credentials(await _json(request), "username", "password")
@@ -44,16 +50,19 @@ async def login(request: Request[Any, Any, Any]) -> dict[str, Any]:
         decision = await svc.limiter.hit(LOGIN_RATE, scope, key)
         if not decision.allowed:
             raise ApiError(429, "too many sign-in attempts", headers=decision.headers())
-    try:
-        user = await svc.store.user_by_name(username)
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    user = await svc.store.user_by_name(username)
     if not verify_password(user.password_hash if user else None, password) or user is None:
         raise ApiError(401, "wrong username or password")
     return svc.tokens.pair(Principal(user.id, user.username, user.role))
 
 
-@post("/v1/auth/refresh", status_code=200, tags=["auth"], summary="Renew an access token")
+@post(
+    "/v1/auth/refresh",
+    status_code=200,
+    tags=["auth"],
+    summary="Renew an access token",
+    opt=access("public"),
+)
 async def refresh(request: Request[Any, Any, Any]) -> dict[str, Any]:
     svc = services(request)
     (token,) = _credentials(await _json(request), "refresh_token")

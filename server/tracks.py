@@ -15,10 +15,10 @@ from litestar import Request, get
 from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, QueryParameter
 
-from server.http import ApiError, current_user, services, store_unavailable
+from server.access import access
+from server.http import ApiError, services
 from server.model import FixIn
 from server.simplify import simplify
-from server.store.base import StoreUnavailable
 from server.validation import parse_time
 from server.vehicle import distance_m, iso, operator_view, vehicle_state
 
@@ -130,6 +130,7 @@ def track_geojson(
     "/v1/vehicles/{device_id:int}/track",
     tags=["fleet"],
     summary="A vehicle's fixes between two times, as GeoJSON (simplified when long)",
+    opt=access("viewer"),
 )
 async def vehicle_track(
     request: Request[Any, Any, Any],
@@ -149,23 +150,24 @@ async def vehicle_track(
         number_param("max_points", "default 2000", 2, MAX_POINTS_LIMIT, integer=True),
     ] = None,
 ) -> dict[str, Any]:
-    await current_user(request, "viewer")
     svc = services(request)
     t0, t1 = track_range(query_time("from", start), query_time("to", end), datetime.now(UTC))
     limit = query_number("max_points", max_points, 2, MAX_POINTS_LIMIT)
     if limit is not None and not limit.is_integer():
         raise ApiError(422, "max_points: must be an integer")
-    try:
-        device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
-        if device is None:
-            raise ApiError(404, f"no vehicle with id {device_id}")
-        fixes = await svc.store.track(device_id, t0, t1)
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
+    if device is None:
+        raise ApiError(404, f"no vehicle with id {device_id}")
+    fixes = await svc.store.track(device_id, t0, t1)
     return track_geojson(device_id, device.name, fixes, t0, t1, int(limit or DEFAULT_MAX_POINTS))
 
 
-@get("/v1/fleet/nearby", tags=["fleet"], summary="Vehicles within a radius of a point")
+@get(
+    "/v1/fleet/nearby",
+    tags=["fleet"],
+    summary="Vehicles within a radius of a point",
+    opt=access("viewer"),
+)
 async def fleet_nearby(
     request: Request[Any, Any, Any],
     lat: Annotated[str | None, number_param("lat", "degrees (required)", -90, 90)] = None,
@@ -174,7 +176,6 @@ async def fleet_nearby(
         str | None, number_param("radius", "metres, default 1000", 1, MAX_RADIUS_M)
     ] = None,
 ) -> dict[str, Any]:
-    await current_user(request, "viewer")
     svc = services(request)
     if lat is None or lon is None:
         raise ApiError(422, "lat and lon: required")
@@ -183,10 +184,7 @@ async def fleet_nearby(
     r = query_number("radius", radius, 1, MAX_RADIUS_M)
     assert y is not None and x is not None
     radius_m = DEFAULT_RADIUS_M if r is None else r
-    try:
-        positions = await svc.store.nearby(y, x, radius_m)
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    positions = await svc.store.nearby(y, x, radius_m)
     now = datetime.now(UTC)
     vehicles = []
     for pos in positions:

@@ -5,20 +5,23 @@ token may also come as a ``token`` query parameter. The stream ends when the
 token expires: a signed-out or demoted operator must not keep watching on a
 connection opened long ago. The client reconnects with a fresh token and
 ``since``.
+
+SSE routes are HTTP and go through the app's guard (``server/access.py``);
+WebSockets are checked here, by the handshake, against the rule their route
+declares, so that a refusal is a close code (D17).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
-from datetime import UTC, datetime
 
-import jwt
-
-from server.auth import InvalidToken, Principal, bearer
-from server.live.close_codes import CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED
+from server.access import AccessDenied, Credential, admit_operator
+from server.live.close_codes import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED
+from server.model import Role
 from server.services import Services
+
+_CLOSE_CODES = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN, 429: CLOSE_RATE_LIMITED}
 
 
 class LiveAuthError(Exception):
@@ -32,33 +35,13 @@ class LiveAuthError(Exception):
         self.headers = headers or {}
 
 
-def token_of(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    return bearer(headers.get("authorization")) or (query.get("token") or "").strip() or None
-
-
-def token_expiry(token: str) -> datetime | None:
-    """When a token that already passed verification expires."""
-    claims = jwt.decode(token, options={"verify_signature": False})
-    exp = claims.get("exp")
-    return datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None
-
-
-async def authenticate(svc: Services, token: str | None) -> tuple[Principal, datetime | None]:
-    """The operator behind an access token, counted against RATE_LIMIT_API like any call."""
-    unauthorized = {"WWW-Authenticate": "Bearer"}
-    if token is None:
-        raise LiveAuthError(401, CLOSE_UNAUTHORIZED, "missing access token", unauthorized)
+async def authenticate(svc: Services, token: str | None, role: Role) -> Credential:
+    """The operator behind an access token, at least ``role``, counted against RATE_LIMIT_API."""
     try:
-        principal = svc.tokens.verify(token, "access")
-    except InvalidToken as exc:
-        raise LiveAuthError(401, CLOSE_UNAUTHORIZED, str(exc), unauthorized) from None
-    decision = await svc.limiter.hit(
-        svc.settings.limits.rate_limit_api, "api", f"user:{principal.user_id}"
-    )
-    if not decision.allowed:
-        raise LiveAuthError(429, CLOSE_RATE_LIMITED, "rate limit exceeded", decision.headers())
-    # Every role (viewer and up) may watch the fleet, as on /v1/fleet/live.
-    return principal, token_expiry(token)
+        return await admit_operator(svc, token, role, "missing access token")
+    except AccessDenied as exc:
+        code = _CLOSE_CODES.get(exc.status, CLOSE_UNAUTHORIZED)
+        raise LiveAuthError(exc.status, code, exc.reason, exc.headers) from None
 
 
 # Operators' access tokens (``token``) and devices' tokens in OsmAnd reports (``id``).

@@ -12,13 +12,15 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, patch
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
+from server.access import access
+from server.auth import Principal
 from server.devices import MAX_BODY, MAX_ID, device_json
-from server.http import ApiError, current_user, services, store_unavailable
+from server.http import ApiError, services
 from server.live.bus import LiveBus
 from server.live.filters import MAX_ROUTE_LEN
-from server.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +63,18 @@ def parse_device_patch(raw: bytes) -> dict[str, Any]:
     "/v1/devices/{device_id:int}",
     tags=["devices"],
     summary="Mark a vehicle in or out of service, or move it to another route",
+    opt=access("operator"),
 )
-async def patch_device(request: Request[Any, Any, Any], device_id: FromPath[int]) -> dict[str, Any]:
-    principal = await current_user(request, "operator")
+async def patch_device(
+    request: Request[Any, Any, Any], device_id: FromPath[int], principal: NamedDependency[Principal]
+) -> dict[str, Any]:
     changes = parse_device_patch(await request.body())
     if not 0 < device_id <= MAX_ID:  # beyond 64 bits the driver fails rather than finding none
         raise ApiError(404, f"no device with id {device_id}")
     svc = services(request)
-    try:
-        device = await svc.store.update_device(
-            device_id, in_service=changes.get("in_service"), route=changes.get("route")
-        )
-    except StoreUnavailable:
-        raise store_unavailable() from None
+    device = await svc.store.update_device(
+        device_id, in_service=changes.get("in_service"), route=changes.get("route")
+    )
     if device is None:
         raise ApiError(404, f"no device with id {device_id}")
     log.info("device %d changed by %s: %s", device.id, principal.username, changes)
@@ -87,8 +88,12 @@ async def patch_device(request: Request[Any, Any, Any], device_id: FromPath[int]
     }
 
 
-@get("/v1/live/stats", tags=["live"], summary="Live bus and stream counters of this process")
+@get(
+    "/v1/live/stats",
+    tags=["live"],
+    summary="Live bus and stream counters of this process",
+    opt=access("viewer"),
+)
 async def live_stats(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    await current_user(request, "viewer")
     bus: LiveBus = request.app.state.live
     return bus.stats()

@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, get
+from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from server.http import ApiError, services
-from server.live.auth import LiveAuthError, authenticate, token_of
+from server.access import Credential, access
+from server.http import ApiError
 from server.live.bus import LiveBus
 from server.live.client import ClientSession
 from server.live.close_codes import CLOSE_TRY_LATER
@@ -42,15 +43,13 @@ async def _events(bus: LiveBus, client: ClientSession) -> AsyncIterator[ServerSe
         bus.hub.unregister(client)
 
 
-async def _stream(request: Request[Any, Any, Any], public: bool) -> ServerSentEvent:
-    svc = services(request)
+async def _stream(
+    request: Request[Any, Any, Any], credential: Credential | None
+) -> ServerSentEvent:
+    """Riders' frames without a credential; an operator's, until the credential expires."""
     bus: LiveBus = request.app.state.live
-    expires_at = None
-    if not public:
-        try:
-            _, expires_at = await authenticate(svc, token_of(request.headers, request.query_params))
-        except LiveAuthError as exc:
-            raise ApiError(exc.status, exc.reason, headers=exc.headers) from None
+    public = credential is None
+    expires_at = None if credential is None else credential.expires_at
     try:
         options = stream_options(request.query_params, request.headers.get("last-event-id"))
     except FilterError as exc:
@@ -61,15 +60,23 @@ async def _stream(request: Request[Any, Any, Any], public: bool) -> ServerSentEv
     return ServerSentEvent(_events(bus, client), retry_duration=RETRY_MS)
 
 
-@get("/v1/live/stream", tags=["live"], summary="Operators' live frames as server-sent events")
-async def live_stream(request: Request[Any, Any, Any]) -> ServerSentEvent:
-    return await _stream(request, public=False)
+@get(
+    "/v1/live/stream",
+    tags=["live"],
+    summary="Operators' live frames as server-sent events",
+    opt=access("viewer", token_in_query=True),
+)
+async def live_stream(
+    request: Request[Any, Any, Any], credential: NamedDependency[Credential]
+) -> ServerSentEvent:
+    return await _stream(request, credential)
 
 
 @get(
     "/v1/live/public/stream",
     tags=["live"],
     summary="Riders' live frames as server-sent events",
+    opt=access("public"),
 )
 async def live_public_stream(request: Request[Any, Any, Any]) -> ServerSentEvent:
-    return await _stream(request, public=True)
+    return await _stream(request, None)

@@ -1,7 +1,8 @@
 """``/ws`` (operators) and ``/ws/public`` (riders): live frames over a WebSocket.
 
 Operators authenticate with an access token in the ``Authorization`` header or
-the ``token`` query parameter. A failed check accepts the connection and closes
+the ``token`` query parameter; each route declares its rule (``server/access.py``)
+and ``serve`` enforces it. A failed check accepts the connection and closes
 it at once with code 4401 (4429 when rate limited, 4400 for a bad filter):
 browsers cannot read the HTTP status of a refused upgrade, only a close code,
 and a console must tell "sign in again" from "network trouble".
@@ -17,7 +18,8 @@ from typing import Any
 import msgspec
 from litestar import WebSocket, websocket
 
-from server.live.auth import LiveAuthError, authenticate, token_of
+from server.access import access, role_of, rule_of, token_of
+from server.live.auth import LiveAuthError, authenticate
 from server.live.bus import LiveBus
 from server.live.client import ClientSession
 from server.live.close_codes import CLOSE_BAD_REQUEST, CLOSE_NORMAL, CLOSE_TRY_LATER
@@ -77,14 +79,21 @@ async def _receive_messages(socket: WebSocket[Any, Any, Any], client: ClientSess
         handle_message(client, data if isinstance(data, str | bytes) else b"")
 
 
-async def serve(socket: WebSocket[Any, Any, Any], public: bool) -> None:
+async def serve(socket: WebSocket[Any, Any, Any]) -> None:
+    """One live session under the rule its route declares: riders' frames when public."""
     svc: Services = socket.app.state.services
     bus: LiveBus = socket.app.state.live
+    # The app's guard refuses WebSocket routes without a rule or with "device".
+    role = role_of(rule_of(socket.route_handler) or "admin")
+    public = role is None
     await socket.accept()
     expires_at = None
     try:
-        if not public:
-            _, expires_at = await authenticate(svc, token_of(socket.headers, socket.query_params))
+        if role is not None:
+            credential = await authenticate(
+                svc, token_of(socket.headers, socket.query_params), role
+            )
+            expires_at = credential.expires_at
         options = stream_options(socket.query_params)
     except LiveAuthError as exc:
         await socket.close(exc.close_code, exc.reason)
@@ -120,13 +129,13 @@ async def serve(socket: WebSocket[Any, Any, Any], public: bool) -> None:
                 await task
 
 
-@websocket("/ws")
+@websocket("/ws", opt=access("viewer", token_in_query=True))
 async def live_ws(socket: WebSocket[Any, Any, Any]) -> None:
     """Operators' live stream; see docs/live.md."""
-    await serve(socket, public=False)
+    await serve(socket)
 
 
-@websocket("/ws/public")
+@websocket("/ws/public", opt=access("public"))
 async def live_ws_public(socket: WebSocket[Any, Any, Any]) -> None:
     """Riders' live stream: labels and positions of vehicles in service only."""
-    await serve(socket, public=True)
+    await serve(socket)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
+from litestar import Litestar
+from litestar.handlers import BaseRouteHandler
 
 from server.app import create_app
 from server.auth import hash_device_token, hash_password, new_device_token
@@ -50,6 +52,9 @@ class RunningServer:
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    # Routes added to the app for a test (say, one that declares no access rule).
+    extra_handlers: list[BaseRouteHandler] = field(default_factory=list)
+    app: Litestar | None = None
 
     def _with_store(self, work: Callable[[Store], Awaitable[T]]) -> T:
         async def run() -> T:
@@ -89,8 +94,11 @@ class RunningServer:
             open_store(self.settings.store.database_url, self.settings.store.data_dir).migrate
         )
         port = free_port()
+        self.app = create_app(self.settings)
+        for handler in self.extra_handlers:
+            self.app.register(handler)
         config = uvicorn.Config(
-            create_app(self.settings),
+            self.app,
             host="127.0.0.1",
             port=port,
             log_level="warning",

@@ -45,8 +45,14 @@ def fix(offset: int = 0) -> dict[str, Any]:
     return {"t": int(time.time()) - 60 + offset, "lat": 45.0, "lon": 9.0}
 
 
-def check_outage(server: RunningServer, token: str, device_id: int, admin: dict[str, str]) -> None:
-    """Everything that needs the store answers 503 + Retry-After while it is away."""
+def check_outage(
+    server: RunningServer, token: str, device_id: int, admin: dict[str, str], admitted: bool
+) -> None:
+    """Everything that needs the store answers 503 + Retry-After while it is away.
+
+    ``admitted``: the device's token is in the server's cache, so ingest gets as
+    far as storing, and its 503 carries the rate-limit headers a 200 would.
+    """
     auth = {"Authorization": f"Bearer {token}"}
     url = f"{server.url}/v1/telemetry/location"
     # Several requests: the first meets dead pooled connections, later ones meet
@@ -56,13 +62,32 @@ def check_outage(server: RunningServer, token: str, device_id: int, admin: dict[
         assert r.status_code == 503, r.text
         assert r.json()["error"] == "store unavailable"
         assert int(r.headers["Retry-After"]) >= 1
+        if admitted:
+            assert r.headers["X-Max-Batch"] == str(server.settings.limits.max_batch)
+            assert "RateLimit-Remaining" in r.headers
     osmand = httpx.post(
         f"{server.url}/osmand", params={"id": token, "lat": "45", "lon": "9"}, timeout=30
     )
     assert osmand.status_code == 503 and "Retry-After" in osmand.headers
-    for path in ("/v1/fleet/live", "/v1/devices", f"/v1/vehicles/{device_id}/track"):
+    assert ("RateLimit-Remaining" in osmand.headers) == admitted
+    for path in (
+        "/v1/fleet/live",
+        "/v1/devices",
+        f"/v1/vehicles/{device_id}/track",
+        f"/v1/devices/{device_id}/events",
+        "/v1/fleet/nearby?lat=45&lon=9",
+    ):
         r = httpx.get(f"{server.url}{path}", headers=admin, timeout=30)
         assert r.status_code == 503, (path, r.text)
+        assert r.json() == {"error": "store unavailable"} and "Retry-After" in r.headers
+    r = httpx.patch(
+        f"{server.url}/v1/devices/{device_id}", json={"in_service": False}, headers=admin
+    )
+    assert r.status_code == 503, r.text
+    r = httpx.post(
+        f"{server.url}/v1/auth/login", json={"username": "someone", "password": "x"}, timeout=30
+    )
+    assert r.status_code == 503 and "Retry-After" in r.headers
     health = httpx.get(f"{server.url}/health", timeout=30)
     assert health.status_code == 503
     assert health.json()["database"].startswith("unavailable")
@@ -80,14 +105,15 @@ def test_network_to_the_database_cut(
     server_factory: Callable[..., RunningServer], postgis_url: str
 ) -> None:
     with relayed(postgis_url) as (relay, url):
-        server = server_factory(url)
+        # A token cache that outlasts the test: the device stays admitted during the cut.
+        server = server_factory(url, device_cache_s=3600)
         device, token = server.add_device("bus-1")
         auth = {"Authorization": f"Bearer {token}"}
         r = httpx.post(f"{server.url}/v1/telemetry/location", json={"fixes": [fix()]}, headers=auth)
         assert r.status_code == 200
         admin = server.operator("admin")
         relay.cut()
-        check_outage(server, token, device.id, admin)
+        check_outage(server, token, device.id, admin, admitted=True)
         relay.restore()
         check_recovery(server, token)
         # Nothing sent during the outage was stored; both sides of it were.
@@ -101,5 +127,5 @@ def test_database_refusing_sessions(
     device, token = server.add_device("bus-1")
     admin = server.operator("admin")
     with sessions_refused(pg_cluster, postgis_url):
-        check_outage(server, token, device.id, admin)
+        check_outage(server, token, device.id, admin, admitted=False)
     check_recovery(server, token)
