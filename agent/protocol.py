@@ -48,8 +48,11 @@ def encode_fix(fix: Fix) -> dict[str, Any]:
     """One fix as its wire dict; None (and non-finite) optional fields are omitted."""
     if not (math.isfinite(fix.lat) and math.isfinite(fix.lon)):
         raise ValueError("lat/lon must be finite")
-    out: dict[str, Any] = {"t": format_time(fix.t), "lat": _num(fix.lat, 7),
-                           "lon": _num(fix.lon, 7)}
+    out: dict[str, Any] = {
+        "t": format_time(fix.t),
+        "lat": _num(fix.lat, 7),
+        "lon": _num(fix.lon, 7),
+    }
     for name, digits in _ROUNDING.items():
         value = getattr(fix, name)
         if value is not None and math.isfinite(value):
@@ -61,11 +64,12 @@ def encode_fix(fix: Fix) -> dict[str, Any]:
     return out
 
 
-def encode_batch(fixes: Iterable[Fix], version: str, backlog: int,
-                 compress: bool = False) -> bytes:
+def encode_batch(fixes: Iterable[Fix], version: str, backlog: int, compress: bool = False) -> bytes:
     """The request body; gzip-compressed when ``compress`` (send ``Content-Encoding: gzip``)."""
-    body = {"fixes": [encode_fix(f) for f in fixes],
-            "agent": {"version": version, "backlog": backlog}}
+    body = {
+        "fixes": [encode_fix(f) for f in fixes],
+        "agent": {"version": version, "backlog": backlog},
+    }
     raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     # mtime=0: identical batches give identical bytes, handy when comparing captures.
     return gzip.compress(raw, compresslevel=6, mtime=0) if compress else raw
@@ -166,11 +170,17 @@ def _limits(headers: Mapping[str, str], body: Mapping[str, Any]) -> Limits:
     rpm: float | None = parse_policy(headers.get("ratelimit-policy"))
     if rpm is None and (b := _int(blimits.get("requests_per_minute"))):
         rpm = float(b)
-    max_batch = _int(headers.get("x-max-batch")) or _int(blimits.get("max_batch")) \
+    max_batch = (
+        _int(headers.get("x-max-batch"))
+        or _int(blimits.get("max_batch"))
         or _int(body.get("max_batch"))
-    return Limits(requests_per_minute=rpm, max_batch=max_batch,
-                  remaining=_int(headers.get("ratelimit-remaining")),
-                  reset_s=_float(headers.get("ratelimit-reset")))
+    )
+    return Limits(
+        requests_per_minute=rpm,
+        max_batch=max_batch,
+        remaining=_int(headers.get("ratelimit-remaining")),
+        reset_s=_float(headers.get("ratelimit-reset")),
+    )
 
 
 def _rejections(raw: Any, n: int | None) -> tuple[Rejection, ...]:
@@ -185,8 +195,9 @@ def _rejections(raw: Any, n: int | None) -> tuple[Rejection, ...]:
     return tuple(out)
 
 
-def parse_answer(status: int, headers: Mapping[str, str], body: bytes, now: datetime,
-                 sent: int | None = None) -> Answer:
+def parse_answer(
+    status: int, headers: Mapping[str, str], body: bytes, now: datetime, sent: int | None = None
+) -> Answer:
     """Classify the server's answer. ``headers`` keys must be lower-case (httpx's are
     case-insensitive already). ``sent`` is the batch size, to ignore bogus indexes."""
     try:
@@ -202,8 +213,14 @@ def parse_answer(status: int, headers: Mapping[str, str], body: bytes, now: date
         if data is None or accepted is None:
             # A 200 we can't read proves nothing about durability: resend later.
             return Answer("error", status, limits=limits, error="unreadable 200 answer")
-        return Answer("ok", status, accepted, duplicates or 0,
-                      _rejections(parsed.get("rejected"), sent), limits)
+        return Answer(
+            "ok",
+            status,
+            accepted,
+            duplicates or 0,
+            _rejections(parsed.get("rejected"), sent),
+            limits,
+        )
     kind: AnswerKind
     if status in (401, 403):
         kind = "auth"
@@ -215,5 +232,4 @@ def parse_answer(status: int, headers: Mapping[str, str], body: bytes, now: date
         kind = "retry"
     else:
         kind = "error"
-    return Answer(kind, status, limits=limits, retry_after_s=retry,
-                  error=error or f"HTTP {status}")
+    return Answer(kind, status, limits=limits, retry_after_s=retry, error=error or f"HTTP {status}")

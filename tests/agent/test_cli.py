@@ -23,8 +23,13 @@ WAIT = 60.0
 
 
 def agent(*args: str, timeout: float = WAIT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent", *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *args],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 def write_config(tmp_path: Path, url: str, extra: str = "") -> Path:
@@ -53,8 +58,17 @@ requests_per_minute = 600
 
 @pytest.fixture
 def route(tmp_path: Path) -> Path:
-    r = agent("simulate", "--seed", "7", "--duration", "120", "--out", str(tmp_path / "route.nmea"),
-              "--start", "2026-11-29T06:00:00Z")
+    r = agent(
+        "simulate",
+        "--seed",
+        "7",
+        "--duration",
+        "120",
+        "--out",
+        str(tmp_path / "route.nmea"),
+        "--start",
+        "2026-11-29T06:00:00Z",
+    )
     assert r.returncode == 0, r.stderr
     return tmp_path / "route.nmea"
 
@@ -79,15 +93,16 @@ def test_check_config_ok(tmp_path: Path, route: Path) -> None:
 
 
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, "http://127.0.0.1:9", "max_batch = \"x\"")
+    cfg = write_config(tmp_path, "http://127.0.0.1:9", 'max_batch = "x"')
     for command in ("check-config", "run", "status"):
         r = agent(command, "--config", str(cfg))
         assert r.returncode == 2, (command, r.stderr)
         assert 'upload.max_batch: must be an integer >= 1, got "x"' in r.stderr
 
 
-def test_env_override_is_checked_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_env_override_is_checked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write_config(tmp_path, "http://127.0.0.1:9")
     monkeypatch.setenv("BUSTRACKER_AGENT__BUFFER__MAX_MB", "lots")
     with pytest.raises(SystemExit) as info:
@@ -106,14 +121,24 @@ def test_check_config_flags_a_missing_token(tmp_path: Path) -> None:
 def test_status_before_first_run(tmp_path: Path) -> None:
     r = agent("status", "--config", str(write_config(tmp_path, "http://127.0.0.1:9")), "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"state": "stopped", "backlog": 0, "last_fix": None,
-                                    "last_upload": None, "last_error": None}
+    assert json.loads(r.stdout) == {
+        "state": "stopped",
+        "backlog": 0,
+        "last_fix": None,
+        "last_upload": None,
+        "last_error": None,
+    }
 
 
 def test_run_status_and_clean_stop(tmp_path: Path, route: Path, server: FakeServer) -> None:
     cfg = write_config(tmp_path, server.url)
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert server.wait_for(lambda: len(server.fixes) > 20, WAIT)
         # The status file is rewritten about once a second: the uploads it reports
@@ -139,8 +164,11 @@ def test_run_status_and_clean_stop(tmp_path: Path, route: Path, server: FakeServ
 
 def test_killed_agent_shows_stopped(tmp_path: Path, route: Path, server: FakeServer) -> None:
     cfg = write_config(tmp_path, server.url)
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)],
-                            cwd=ROOT, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(cfg)],
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
     status = tmp_path / "state" / "status.json"
     end = time.monotonic() + WAIT
     while not status.exists() and time.monotonic() < end:

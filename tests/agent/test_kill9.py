@@ -38,7 +38,6 @@ KILLS = 8
 FILTER = FilterSettings(stationary_interval_s=0, moving_interval_s=0, system_clock="unsynced")
 
 
-
 def _buffered(path: Path) -> int:
     """Fixes still in an agent's buffer, read without disturbing the agent writing it."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
@@ -46,6 +45,7 @@ def _buffered(path: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM fixes").fetchone()[0])
     finally:
         conn.close()
+
 
 def expected_wire(route: Path) -> dict[str, dict[str, object]]:
     """What a single uninterrupted run keeps: the same pipeline over the same input."""
@@ -70,7 +70,7 @@ source = "replay"
 path = "{gps_path}"
 speed = 60
 [buffer]
-path = "{tmp_path / 'buffer.sqlite'}"
+path = "{tmp_path / "buffer.sqlite"}"
 [filter]
 stationary_interval_s = 0
 moving_interval_s = 0
@@ -88,8 +88,12 @@ interval_s = 0.05
 
 
 def start(cfg: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "agent", "run", "--config", str(cfg)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent", "run", "--config", str(cfg)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def last_fix_t(status: Path) -> str | None:
@@ -104,9 +108,12 @@ def test_kill9_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     seed = int(os.environ.get("KILL9_SEED", time.time_ns() % 1_000_000))
     print(f"KILL9_SEED={seed}")  # shown on failure: rerun with it to reproduce
     rng = random.Random(seed)
-    route = write_route(tmp_path / "route.nmea", seed=seed, start=datetime(2026, 11, 28, 7,
-                                                                           tzinfo=UTC),
-                        duration_s=300)
+    route = write_route(
+        tmp_path / "route.nmea",
+        seed=seed,
+        start=datetime(2026, 11, 28, 7, tzinfo=UTC),
+        duration_s=300,
+    )
     empty = tmp_path / "empty.nmea"
     empty.write_text("")
     want = expected_wire(route)
@@ -135,7 +142,8 @@ def test_kill9_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
         final = start(config(tmp_path, server.url, empty))
         try:
             assert server.wait_for(lambda: set(server.fixes) >= set(want), WAIT), (
-                f"missing {len(set(want) - set(server.fixes))} of {len(want)}")
+                f"missing {len(set(want) - set(server.fixes))} of {len(want)}"
+            )
             # The server holds a fix once it has read the request; the agent drops it
             # from its buffer only once it has read the answer. Stopping in between is
             # at-least-once doing its job (the fix would be resent), so wait for both.
@@ -150,6 +158,8 @@ def test_kill9_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
             got = server.fixes[t]
             assert abs(got["lat"] - wire["lat"]) < 2e-7 and abs(got["lon"] - wire["lon"]) < 2e-7
             assert got.get("mode") == wire.get("mode")
-        print(f"{len(want)} fixes, {len(server.requests)} requests, "
-              f"{sum(server.received.values()) - len(want)} duplicate deliveries absorbed")
+        print(
+            f"{len(want)} fixes, {len(server.requests)} requests, "
+            f"{sum(server.received.values()) - len(want)} duplicate deliveries absorbed"
+        )
     assert Buffer(tmp_path / "buffer.sqlite").count(exact=True) == 0

@@ -75,14 +75,21 @@ def test_live_first_after_outage_then_full_drain(tmp_path: Path, outage: str) ->
         server.default = Reply(503, {"error": "maintenance"}, {"Retry-After": "1"})
     else:
         server.default = Reply(drop=True)
-    cfg = parse_settings({
-        "server": {"url": server.url, "token": "secret"},
-        "buffer": {"path": str(tmp_path / "buffer.sqlite"), "synchronous": "normal"},
-        "filter": {"stationary_interval_s": 0},
-        "upload": {"interval_s": 0.02, "requests_per_minute": 1200, "backoff_base_s": 0.05,
-                   "backoff_max_s": 0.5},
-        "status": {"interval_s": 0.05},
-    }, env={})
+    cfg = parse_settings(
+        {
+            "server": {"url": server.url, "token": "secret"},
+            "buffer": {"path": str(tmp_path / "buffer.sqlite"), "synchronous": "normal"},
+            "filter": {"stationary_interval_s": 0},
+            "upload": {
+                "interval_s": 0.02,
+                "requests_per_minute": 1200,
+                "backoff_base_s": 0.05,
+                "backoff_max_s": 0.5,
+            },
+            "status": {"interval_s": 0.05},
+        },
+        env={},
+    )
     src = QueueSource()
     runner = Runner(cfg, source=src)
     th = threading.Thread(target=runner.run, daemon=True)

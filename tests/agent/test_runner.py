@@ -46,8 +46,19 @@ class ListSource:
 
 
 def moving(n: int, start: int = 0) -> list[Fix | None]:
-    return [Fix(T0 + timedelta(seconds=start + i), 45.0 + (start + i) * 5e-5, 9.0, speed=6.0,
-                heading=0.0, hdop=0.9, sats=9, mode=3) for i in range(n)]
+    return [
+        Fix(
+            T0 + timedelta(seconds=start + i),
+            45.0 + (start + i) * 5e-5,
+            9.0,
+            speed=6.0,
+            heading=0.0,
+            hdop=0.9,
+            sats=9,
+            mode=3,
+        )
+        for i in range(n)
+    ]
 
 
 def settings(tmp_path: Path, url: str, **sections: dict[str, Any]) -> Settings:
@@ -55,8 +66,12 @@ def settings(tmp_path: Path, url: str, **sections: dict[str, Any]) -> Settings:
         "server": {"url": url, "token": "secret"},
         "gps": {"source": "gpsd"},
         "buffer": {"path": str(tmp_path / "buffer.sqlite"), "synchronous": "normal"},
-        "upload": {"interval_s": 0.05, "requests_per_minute": 6000, "backoff_base_s": 0.05,
-                   "backoff_max_s": 0.2},
+        "upload": {
+            "interval_s": 0.05,
+            "requests_per_minute": 6000,
+            "backoff_base_s": 0.05,
+            "backoff_max_s": 0.2,
+        },
         "status": {"interval_s": 0.05, "no_fix_after_s": 0.5},
     }
     for name, values in sections.items():
@@ -122,9 +137,14 @@ def test_starting_then_ok(tmp_path: Path, server: FakeServer) -> None:
 
 
 def test_missing_token_keeps_capturing(tmp_path: Path, server: FakeServer) -> None:
-    cfg = parse_settings({"server": {"url": server.url, "token_file": str(tmp_path / "tok")},
-                          "buffer": {"path": str(tmp_path / "buffer.sqlite")},
-                          "status": {"interval_s": 0.05}}, env={})
+    cfg = parse_settings(
+        {
+            "server": {"url": server.url, "token_file": str(tmp_path / "tok")},
+            "buffer": {"path": str(tmp_path / "buffer.sqlite")},
+            "status": {"interval_s": 0.05},
+        },
+        env={},
+    )
     with Running(Runner(cfg, source=ListSource(moving(20)))) as r:
         doc = r.wait_state("config_error")
         assert "server.token" in doc["last_error"]
@@ -163,8 +183,9 @@ def test_draining_when_backlog_exceeds_one_batch(tmp_path: Path) -> None:
 
 
 def test_no_fix_when_gps_reports_invalid_epochs(tmp_path: Path, server: FakeServer) -> None:
-    invalid: list[Fix | None] = [Fix(T0 + timedelta(seconds=i), 45.0, 9.0, mode=1)
-                                 for i in range(2000)]
+    invalid: list[Fix | None] = [
+        Fix(T0 + timedelta(seconds=i), 45.0, 9.0, mode=1) for i in range(2000)
+    ]
     with Running(Runner(settings(tmp_path, server.url), source=ListSource(invalid, 0.01))) as r:
         doc = r.wait_state("no_fix")
     assert doc["backlog"] == 0 and doc["last_fix"] is None
@@ -183,8 +204,9 @@ def notify_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
     sock.close()
 
 
-def test_systemd_ready_and_watchdog(tmp_path: Path, server: FakeServer,
-                                    notify_socket: socket.socket) -> None:
+def test_systemd_ready_and_watchdog(
+    tmp_path: Path, server: FakeServer, notify_socket: socket.socket
+) -> None:
     with Running(Runner(settings(tmp_path, server.url), source=ListSource(moving(10)))):
         got = [notify_socket.recv(4096).decode() for _ in range(3)]
     assert got[0].startswith("READY=1")
@@ -206,8 +228,9 @@ class HangingSource:
         return
 
 
-def test_no_watchdog_when_capture_is_stuck(tmp_path: Path, server: FakeServer,
-                                           notify_socket: socket.socket) -> None:
+def test_no_watchdog_when_capture_is_stuck(
+    tmp_path: Path, server: FakeServer, notify_socket: socket.socket
+) -> None:
     src = HangingSource()
     runner = Runner(settings(tmp_path, server.url), source=src)
     runner.stale_after_s = 0.3

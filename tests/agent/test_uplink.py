@@ -256,8 +256,9 @@ def test_planner_intervals() -> None:
     assert p.batch_size() == 200
 
 
-def test_new_token_skips_the_persisted_auth_wait(tmp_path: Path, server: FakeServer,
-                                                 buf: Buffer) -> None:
+def test_new_token_skips_the_persisted_auth_wait(
+    tmp_path: Path, server: FakeServer, buf: Buffer
+) -> None:
     token = tmp_path / "token"
     token.write_text("wrong")
     buf.add_many(fixes(5))

@@ -14,9 +14,17 @@ VECTORS = encoder_vectors()
 
 
 def build_fix(raw: dict[str, Any]) -> Fix:
-    return Fix(t=parse_t(raw["t"]), lat=raw["lat"], lon=raw["lon"], alt=raw.get("alt"),
-               speed=raw.get("speed"), heading=raw.get("heading"), hdop=raw.get("hdop"),
-               sats=raw.get("sats"), mode=raw.get("mode"))
+    return Fix(
+        t=parse_t(raw["t"]),
+        lat=raw["lat"],
+        lon=raw["lon"],
+        alt=raw.get("alt"),
+        speed=raw.get("speed"),
+        heading=raw.get("heading"),
+        hdop=raw.get("hdop"),
+        sats=raw.get("sats"),
+        mode=raw.get("mode"),
+    )
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"][:40] for v in VECTORS])
@@ -24,5 +32,4 @@ def test_encoder_vector(vector: dict[str, Any]) -> None:
     wire = encode_fix(build_fix(vector["fix"]))
     assert wire == vector["wire"]
     # Types are strict on the server: equal-but-different types (1 vs 1.0) count.
-    assert {k: type(v) for k, v in wire.items()} == {
-        k: type(v) for k, v in vector["wire"].items()}
+    assert {k: type(v) for k, v in wire.items()} == {k: type(v) for k, v in vector["wire"].items()}
