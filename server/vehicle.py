@@ -14,10 +14,9 @@ the live streams (``server/live/``) and, next, the GTFS-Realtime feed share:
   ``public_view`` is what riders see under an opaque id.
 - **Distance** (``distance_m``): great-circle metres between two points.
 
-The SQLite store ranks ``nearby`` with its own copy of the haversine
-(``server/store/sqlite.py``, ``_haversine_m``, same radius), and the agent
-keeps one for its filters (``agent/pipeline.py``: the agent never imports the
-server); keep them in step with ``distance_m``.
+The SQLite store ranks ``nearby`` with ``distance_m`` too. The agent keeps a
+copy for its filters (``agent/pipeline.py``: the agent never imports the
+server); keep it in step with ``distance_m``.
 """
 
 from __future__ import annotations

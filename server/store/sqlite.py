@@ -13,7 +13,6 @@ the last commits on power loss, and the ingest answer promises durability.
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,10 +46,10 @@ from server.store.groups import Grouper, Job, insert_grouper
 from server.store.rows import Rows
 from server.store.sql import DEVICE_COLS, POSITION_COLS, USER_COLS
 from server.store.sql import SQLITE as SQL
+from server.vehicle import distance_m
 
 T = TypeVar("T")
 
-_EARTH_RADIUS_M = 6_371_008.8  # mean radius; PostGIS uses the spheroid, close enough
 
 # Primary result codes that mean "the file cannot be used right now" (locked
 # past busy_timeout, disk full, I/O error, cannot open), not a bug in a query.
@@ -58,13 +57,6 @@ _UNAVAILABLE_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE
 _UNAVAILABLE_CODES |= {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN}
 
 _ROWS = Rows(schema.from_us)
-
-
-def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 @contextmanager
@@ -372,7 +364,7 @@ class SqliteStore:
         # A fleet is at most thousands of vehicles: a scan in Python is cheap and
         # spares SQLite a spatial extension.
         ranked = [
-            (_haversine_m(lat, lon, p.fix.lat, p.fix.lon), p.device_id, p)
+            (distance_m(lat, lon, p.fix.lat, p.fix.lon), p.device_id, p)
             for p in await self.live_positions()
         ]
         ranked.sort(key=lambda item: (item[0], item[1]))
