@@ -17,7 +17,7 @@ from server.access import access
 from server.devices import MAX_ID
 from server.http import ApiError, services
 from server.model import Device, Event
-from server.tracks import query_time
+from server.tracks import checked_range, query_time
 from server.vehicle import iso
 
 DEFAULT_EVENT_RANGE = timedelta(days=7)
@@ -46,11 +46,7 @@ def event_range(
         end = now + timedelta(minutes=10) if start is None else start + DEFAULT_EVENT_RANGE
     if start is None:
         start = end - DEFAULT_EVENT_RANGE
-    if start >= end:
-        raise ApiError(422, "from: must be before to")
-    if end - start > MAX_EVENT_RANGE:
-        raise ApiError(422, f"from/to: at most {MAX_EVENT_RANGE.days} days per request")
-    return start, end
+    return checked_range(start, end, MAX_EVENT_RANGE)
 
 
 @get(

@@ -84,10 +84,15 @@ def track_range(
         end = now if start is None else min(now, start + DEFAULT_TRACK_RANGE)
     if start is None:
         start = end - DEFAULT_TRACK_RANGE
+    return checked_range(start, end, MAX_TRACK_RANGE)
+
+
+def checked_range(start: datetime, end: datetime, longest: timedelta) -> tuple[datetime, datetime]:
+    """``start, end`` if in order and no longer than ``longest``; else a 422 naming from/to."""
     if start >= end:
         raise ApiError(422, "from: must be before to")
-    if end - start > MAX_TRACK_RANGE:
-        raise ApiError(422, f"from/to: at most {MAX_TRACK_RANGE.days} days per request")
+    if end - start > longest:
+        raise ApiError(422, f"from/to: at most {longest.days} days per request")
     return start, end
 
 
