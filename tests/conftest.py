@@ -1,3 +1,3 @@
 """Shared pytest configuration: the throwaway services live in tests/services.py."""
 
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["tests.services", "tests.browser"]
