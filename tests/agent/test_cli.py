@@ -56,8 +56,8 @@ requests_per_minute = 600
     return cfg
 
 
-@pytest.fixture
-def route(tmp_path: Path) -> Path:
+def simulate_route(tmp_path: Path) -> Path:
+    """Two minutes of route, written by ``bustracker-agent simulate`` as an installer would."""
     r = agent(
         "simulate",
         "--seed",
@@ -71,6 +71,11 @@ def route(tmp_path: Path) -> Path:
     )
     assert r.returncode == 0, r.stderr
     return tmp_path / "route.nmea"
+
+
+@pytest.fixture
+def route(tmp_path: Path) -> Path:
+    return simulate_route(tmp_path)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from agent.protocol import format_time
 from agent.settings import load_settings
 from agent.sources import ReplaySource
 from tests.agent.fake_server import FakeServer
-from tests.agent.test_cli import ROOT, WAIT, agent, write_config
+from tests.agent.test_cli import ROOT, WAIT, agent, simulate_route, write_config
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 REASON = "HTTP 422: body unreadable"
@@ -145,19 +145,7 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
 
 @pytest.fixture
 def route(tmp_path: Path) -> Path:
-    r = agent(
-        "simulate",
-        "--seed",
-        "7",
-        "--duration",
-        "120",
-        "--out",
-        str(tmp_path / "route.nmea"),
-        "--start",
-        "2026-11-29T06:00:00Z",
-    )
-    assert r.returncode == 0, r.stderr
-    return tmp_path / "route.nmea"
+    return simulate_route(tmp_path)
 
 
 def _kept(route: Path, cfg: Path) -> list[Fix]:
