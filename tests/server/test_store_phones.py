@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,17 +10,9 @@ import pytest
 from server.model import Event, FixIn, Seen
 from server.store import Store, migrations, open_store
 from tests.server.stored import count_fixes
-from tests.server.test_store_contract import BASE, RECEIVED, add_bus, database_url, fix
+from tests.server.test_store_contract import BASE, RECEIVED, add_bus, database_url, fix, store
 
-__all__ = ["database_url"]  # the contract suite's sqlite/postgis parametrisation
-
-
-@pytest.fixture
-async def store(database_url: str | None, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = open_store(database_url, tmp_path / "data")
-    await opened.open()
-    yield opened
-    await opened.close()
+__all__ = ["database_url", "store"]  # the contract suite's fixtures, on both stores
 
 
 async def test_accuracy_battery_and_charge_are_kept_with_the_fix(store: Store) -> None:
