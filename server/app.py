@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,8 +29,8 @@ from server.ratelimit import Limiter
 from server.services import Services
 from server.sessions import login, refresh
 from server.settings import Settings
-from server.store import open_store
-from server.store.base import Maintenance, Store, StoreUnavailable
+from server.store import open_configured
+from server.store.base import Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
 
 log = logging.getLogger(__name__)
@@ -59,42 +57,10 @@ async def health(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     return Response(body, status_code=200 if ok else 503)
 
 
-MAINTENANCE_INTERVAL_S = 6 * 3600
-
-
-async def maintain(store: Maintenance, retention_days: int) -> None:
-    """Keep the store: partitions ahead, fixes past RETENTION_DAYS expired; now and every few hours.
-
-    Every replica runs this; the stores' maintenance is idempotent and takes
-    short locks (PostGIS) or short chunks (SQLite), so concurrent runs are harmless.
-    ``retention_days`` 0 keeps every fix.
-    """
-    while True:
-        try:
-            await store.ensure_partitions()
-            if retention_days > 0:
-                expired = await store.expire_positions(retention_days)
-                if expired.partitions or expired.rows:
-                    log.info(
-                        "retention: dropped partitions %s, deleted %d fixes older than %d days",
-                        ", ".join(expired.partitions) or "none",
-                        expired.rows,
-                        retention_days,
-                    )
-        except Exception:
-            log.exception("store maintenance failed; retrying later")
-        await asyncio.sleep(MAINTENANCE_INTERVAL_S)
-
-
 def build_services(settings: Settings, store: Store | None = None) -> Services:
     # Start-up only checks the PostGIS schema: migrating is `bustracker migrate`'s job,
     # run once before a deploy, not by every replica racing at boot.
-    store = store or open_store(
-        settings.store.database_url,
-        settings.store.data_dir,
-        migrate=False,
-        pool_size=settings.store.db_pool_size,
-    )
+    store = store or open_configured(settings.store, migrate=False)
     return Services(
         settings=settings,
         store=store,
@@ -121,13 +87,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
                     "REDIS_URL is set but JWT_SECRET is not: each replica signs with a key "
                     "of its own, so replicas reject each other's sign-ins; set JWT_SECRET"
                 )
-        upkeep = asyncio.create_task(maintain(svc.store, settings.store.retention_days))
+        # Partitions, retention and statistics are `bustracker worker`'s job (D60).
         try:
             yield
         finally:
-            upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upkeep
             await svc.store.close()
 
     cors = (
@@ -186,8 +149,11 @@ def app_from_env() -> Litestar:
     """The app of one worker of ``bustracker serve --workers N`` (a uvicorn factory)."""
     import gc
 
+    from server.error_reports import init_error_reports
     from server.settings import load_settings
 
-    app = create_app(load_settings())
+    settings = load_settings()
+    init_error_reports(settings.ops, "serve")
+    app = create_app(settings)
     gc.freeze()  # as `bustracker serve` does for a single process
     return app

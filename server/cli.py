@@ -12,9 +12,10 @@ from typing import Any
 
 from server.auth import hash_device_token, hash_password, new_device_token
 from server.demo import DemoError
+from server.error_reports import init_error_reports
 from server.model import ROLES
 from server.settings import Settings, SettingsError, load_settings
-from server.store import open_store
+from server.store import open_configured
 from server.store.base import Conflict, Store, StoreUnavailable
 
 
@@ -24,7 +25,7 @@ class CliError(Exception):
 
 def _with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
     async def run() -> int:
-        store = open_store(settings.store.database_url, settings.store.data_dir)
+        store = open_configured(settings.store)
         await store.open()
         try:
             return await work(store)
@@ -116,7 +117,7 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
-        store = open_store(settings.store.database_url, settings.store.data_dir)
+        store = open_configured(settings.store)
         applied: list[str] = await store.migrate()
         print(f"applied {', '.join(applied)}" if applied else "schema is current")
         return 0
@@ -152,6 +153,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from server.app import create_app
 
     check_workers(args.workers, settings)
+    init_error_reports(settings.ops, "serve")
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -171,6 +173,53 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     gc.freeze()
     uvicorn.run(app, **options)
     return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from server.alerts import configured_alerts
+    from server.worker import Worker
+    from server.worker_metrics import WorkerMetrics
+
+    init_error_reports(settings.ops, "worker")
+
+    async def run() -> int:
+        store = open_configured(settings.store, migrate=False)
+        redis = None
+        if settings.live.redis_url:
+            import redis.asyncio as aioredis
+
+            redis = aioredis.from_url(settings.live.redis_url, socket_timeout=5)
+        metrics = WorkerMetrics()
+        http = None
+        if not args.once and settings.ops.worker_metrics_port:
+            http = metrics.serve(settings.ops.worker_metrics_host, settings.ops.worker_metrics_port)
+        worker = Worker(store, settings, configured_alerts(settings.ops), metrics, redis)
+        await store.open()
+        try:
+            if args.once:
+                report = await worker.run_pass(upkeep=True)
+                if not report.locked:
+                    print("another worker holds the maintenance lock: nothing done")
+                    return 3
+                health = report.health
+                assert health is not None
+                print(
+                    f"created {len(report.created)} partitions, dropped"
+                    f" {len(report.expired.partitions)}, deleted {report.expired.rows} fixes;"
+                    f" {health.offline} of {health.in_service} vehicles offline"
+                    + (f" (alert {report.alert})" if report.alert else "")
+                )
+                return 0
+            await worker.run_forever()
+            return 0
+        finally:
+            if http is not None:
+                http.shutdown()
+            if redis is not None:
+                await redis.aclose()
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -198,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    worker = sub.add_parser(
+        "worker", help="keep the store (partitions, retention, statistics), watch the fleet"
+    )
+    worker.add_argument("--once", action="store_true", help="one pass, then exit")
+    worker.set_defaults(func=cmd_worker)
 
     device = sub.add_parser("device", help="bus units and their tokens")
     dsub = device.add_subparsers(dest="action", required=True)

@@ -102,6 +102,32 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _percent(raw: str) -> float:
+    try:
+        value = float(raw.strip().rstrip("%"))
+    except ValueError:
+        raise ValueError(f"expected a percentage like 10, got {raw!r}") from None
+    if not 0 < value < 100:
+        raise ValueError(f"must be between 0 and 100, got {raw!r}")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _integer(0)(raw)
+    if value > 65535:
+        raise ValueError(f"must be a TCP port (0 = off), got {value}")
+    return value
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
@@ -132,6 +158,16 @@ class StoreSettings:
     retention_days: int = _env("RETENTION_DAYS", _integer(0), 90)
     # Most PostGIS connections one process holds (requests beyond it queue for one).
     db_pool_size: int = _env("DB_POOL_SIZE", _integer(1), 20)
+    # DATABASE_URL points at PgBouncer in transaction mode: no named prepared statements.
+    db_pgbouncer: bool = _env("DB_PGBOUNCER", _boolean, False)
+    # A streaming standby for history reads (tracks), used while within the lag.
+    database_read_url: str | None = _env(
+        "DATABASE_READ_URL",
+        _url("postgresql", "postgres", hint="postgresql://… of a read replica"),
+        None,
+        secret=True,
+    )
+    db_read_max_lag_s: int = _env("DB_READ_MAX_LAG", parse_duration, 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,12 +218,33 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsSettings:
+    """The maintenance worker, its alerts and error reporting."""
+
+    worker_interval_s: int = _env("WORKER_INTERVAL", parse_duration, 60)
+    # The worker's own /metrics (0 = none); the API's /metrics is on its HTTP port.
+    worker_metrics_port: int = _env("WORKER_METRICS_PORT", _port, 9101)
+    worker_metrics_host: str = _env("WORKER_METRICS_HOST", str, "127.0.0.1")
+    offline_alert_percent: float = _env("OFFLINE_ALERT_PERCENT", _percent, 10.0)
+    smtp_host: str | None = _env("SMTP_HOST", str, None)
+    smtp_port: int = _env("SMTP_PORT", _port, 587)
+    smtp_from: str = _env("SMTP_FROM", str, "bustracker@localhost")
+    smtp_user: str | None = _env("SMTP_USER", str, None, secret=True)
+    smtp_password: str | None = _env("SMTP_PASSWORD", str, None, secret=True)
+    alert_email_to: tuple[str, ...] = _env("ALERT_EMAIL_TO", _origins, ())
+    sentry_dsn: str | None = _env(
+        "SENTRY_DSN", _url("http", "https", hint="https://key@host/project"), None, secret=True
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
 
     def with_values(self, **values: Any) -> Settings:
         """A copy with some values changed, each named by its field (``max_batch=50``).
@@ -214,6 +271,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitSettings,
     "live": LiveSettings,
     "http": HttpSettings,
+    "ops": OpsSettings,
 }
 assert list(_SECTIONS) == [f.name for f in fields(Settings)]
 
@@ -258,6 +316,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             label = f"{name}_FILE" if meta["secret"] and env.get(f"{name}_FILE") else name
             problems.append(f"{label}: {exc}")
+    ops = values.get("ops", {})
+    if ops.get("smtp_host") and not ops.get("alert_email_to"):
+        problems.append("ALERT_EMAIL_TO: needed when SMTP_HOST is set (who gets the alerts)")
+    if bool(ops.get("smtp_user")) != bool(ops.get("smtp_password")):
+        problems.append("SMTP_USER/SMTP_PASSWORD: set both or neither")
     if problems:
         raise SettingsError(problems)
     auth = values.setdefault("auth", {})

@@ -18,6 +18,7 @@ no partitions (``ensure_partitions`` returns ``[]``) and no pool
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import NamedTuple, Protocol
@@ -56,6 +57,13 @@ class GroupStats(NamedTuple):
 
     statements: int
     batches: int
+
+
+class HistoryReads(NamedTuple):
+    """History reads (tracks) so far, by where they ran: the primary or a read replica."""
+
+    primary: int
+    replica: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +190,24 @@ class Maintenance(Protocol):
         is a table of its own) and events are kept. Bounded steps, so ingest
         is never held up for long; running it again removes nothing more.
         """
+
+    def maintenance_lock(self) -> AbstractAsyncContextManager[bool]:
+        """Try, without waiting, to become the one maintenance worker; yields whether it did.
+
+        Held until the block ends, across processes and machines sharing the
+        store: PostGIS a transaction-level advisory lock on a connection of its
+        own (so it also holds through PgBouncer), SQLite an ``flock`` on a file
+        next to the database.
+        """
+
+    async def refresh_statistics(self) -> None:
+        """Update the planner's statistics of the position tables (ANALYZE)."""
+
+    async def database_bytes(self) -> int:
+        """What the database takes on disk, in bytes."""
+
+    def history_reads(self) -> HistoryReads:
+        """Where history reads went; all to the primary without ``DATABASE_READ_URL``."""
 
     def pool_stats(self) -> PoolStats | None:
         """The connection pool's use; None without a pool (SQLite, or a closed PostGIS)."""

@@ -96,9 +96,18 @@ async def prepare_connection(conn: Any) -> None:
 
 
 async def insert_batch(
-    conn: Any, device_id: int, fixes: Sequence[FixIn], received_at: datetime
+    conn: Any,
+    device_id: int,
+    fixes: Sequence[FixIn],
+    received_at: datetime,
+    *,
+    make_stage: bool = False,
 ) -> Any:
-    """Run the batch insert on ``conn``; return its single result row."""
+    """Run the batch insert on ``conn``; return its single result row.
+
+    ``make_stage``: create the staging table first (behind PgBouncer the server
+    connection may never have met ``prepare_connection``).
+    """
     if len(fixes) < COPY_FROM:
         columns = (
             [f.t for f in fixes], [f.lat for f in fixes], [f.lon for f in fixes],
@@ -126,6 +135,8 @@ async def insert_batch(
         for i, f in enumerate(fixes)
     ]
     async with conn.transaction():
+        if make_stage:
+            await conn.execute(CREATE_STAGE)
         await conn.copy_records_to_table(STAGE, records=records, columns=_STAGE_COLUMNS)
         return await conn.fetchrow(INSERT_STAGED, device_id, received_at)
 

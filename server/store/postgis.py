@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,11 +27,13 @@ from server.store.base import (
     Conflict,
     Expired,
     GroupStats,
+    HistoryReads,
     PoolStats,
     StoreUnavailable,
     retention_cutoff,
 )
 from server.store.groups import Grouper, Job, insert_grouper
+from server.store.pg_replica import ReadReplica
 from server.store.rows import Rows
 from server.store.sql import DEVICE_COLS, LIVE_SELECT, USER_COLS
 from server.store.sql import POSTGRES as SQL
@@ -62,6 +64,9 @@ async def _keep_session(conn: Any) -> None:
     """
 
 
+WORKER_LOCK_KEY = pg_migrate.LOCK_KEY + 2
+SQL_TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+
 # The batch insert lives in pg_insert; the bench imports the statement from here.
 _INSERT_BATCH = pg_insert.INSERT_BATCH
 
@@ -84,8 +89,14 @@ class PostgisStore:
         connect_timeout: float = 5.0,
         command_timeout: float = 30.0,
         group_statements: int | None = None,
+        pgbouncer: bool = False,
+        read_url: str | None = None,
+        read_max_lag_s: float = 30.0,
     ) -> None:
         self._url = url
+        # Behind PgBouncer in transaction mode a client's statements may reach a
+        # different server connection after each transaction (D61).
+        self._pgbouncer = pgbouncer
         self._migrate = migrate
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
@@ -94,11 +105,31 @@ class PostgisStore:
             min_size=min(min_size, max_size), max_size=max_size, timeout=connect_timeout
         )
         self._pool: Any = None
+        self._replica = (
+            ReadReplica(
+                read_url,
+                max_lag_s=read_max_lag_s,
+                max_size=max_size,
+                connect_timeout=connect_timeout,
+                pool_kwargs=self._connection_kwargs,
+            )
+            if read_url
+            else None
+        )
+        self._primary_reads = 0
         # Few statements at once, so batches arriving meanwhile form groups; the
         # rest of the pool serves reads, backfill and the other groups' waits.
         self._groups: Grouper[Job, Any] = insert_grouper(
             self._insert_group, max_running=group_statements or max(1, max_size // 4)
         )
+
+    def _connection_kwargs(self) -> dict[str, Any]:
+        if not self._pgbouncer:
+            return {}  # asyncpg's statement cache: named statements, prepared once
+        # No named prepared statements: the next transaction may run on another server
+        # connection, which never saw them. asyncpg then uses the unnamed statement,
+        # which is safe because _conn runs every use in one transaction.
+        return {"statement_cache_size": 0}
 
     # lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
@@ -107,9 +138,11 @@ class PostgisStore:
         try:
             pool = await asyncpg.create_pool(
                 self._url,
-                init=pg_insert.prepare_connection,
+                # Behind PgBouncer no session state: the COPY path makes its table per use.
+                init=None if self._pgbouncer else pg_insert.prepare_connection,
                 reset=_keep_session,
                 command_timeout=self._command_timeout,
+                **self._connection_kwargs(),
                 **self._pool_args,
             )
         except _UNAVAILABLE as exc:
@@ -129,6 +162,8 @@ class PostgisStore:
             # Batches already taken in are stored (and answered) before the pool goes.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._groups.drain(), timeout=self._command_timeout)
+        if self._replica is not None:
+            await self._replica.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -141,7 +176,9 @@ class PostgisStore:
         """Apply pending migrations; usable without open() (``bustracker migrate``)."""
         try:
             # A dedicated connection without command_timeout: a migration may be slow.
-            conn = await asyncpg.connect(self._url, timeout=self._connect_timeout)
+            conn = await asyncpg.connect(
+                self._url, timeout=self._connect_timeout, **self._connection_kwargs()
+            )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
         try:
@@ -156,7 +193,13 @@ class PostgisStore:
             raise RuntimeError("PostgisStore is not open")
         try:
             async with self._pool.acquire(timeout=self._connect_timeout) as conn:
-                yield conn
+                if self._pgbouncer:
+                    # A transaction keeps PgBouncer from handing the server connection
+                    # to another client between asyncpg's Parse and its Bind.
+                    async with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
 
@@ -178,6 +221,40 @@ class PostgisStore:
             dropped, deleted = await pg_partitions.drop_older(conn, cutoff)
         return Expired(partitions=tuple(dropped), rows=deleted)
 
+    @asynccontextmanager
+    async def _lock(self) -> AsyncIterator[bool]:
+        try:
+            conn = await asyncpg.connect(
+                self._url, timeout=self._connect_timeout, **self._connection_kwargs()
+            )
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
+        try:
+            # Transaction-scoped, so PgBouncer keeps this client on one server
+            # connection for as long as the lock is held; idle in between, it holds
+            # back no vacuum (read committed keeps no snapshot between statements).
+            async with conn.transaction():
+                yield bool(await conn.fetchval(SQL_TRY_LOCK, WORKER_LOCK_KEY))
+        finally:
+            await conn.close()
+
+    def maintenance_lock(self) -> AbstractAsyncContextManager[bool]:
+        return self._lock()
+
+    async def refresh_statistics(self) -> None:
+        # Autovacuum analyzes each daily partition but never the partitioned parent,
+        # whose statistics plan every query across days.
+        async with self._conn() as conn:
+            await conn.execute("ANALYZE positions, last_positions, devices")
+
+    async def database_bytes(self) -> int:
+        return int(await self._fetchval("SELECT pg_database_size(current_database())"))
+
+    def history_reads(self) -> HistoryReads:
+        if self._replica is None:
+            return HistoryReads(primary=self._primary_reads, replica=0)
+        return HistoryReads(**self._replica.reads)
+
     def pool_stats(self) -> PoolStats | None:
         pool = self._pool
         if pool is None:
@@ -193,6 +270,10 @@ class PostgisStore:
     async def _fetchrow(self, sql: str, *args: object) -> Any:
         async with self._conn() as conn:
             return await conn.fetchrow(sql, *args)
+
+    async def _fetchval(self, sql: str, *args: object) -> Any:
+        async with self._conn() as conn:
+            return await conn.fetchval(sql, *args)
 
     async def _fetch(self, sql: str, *args: object) -> list[Any]:
         async with self._conn() as conn:
@@ -292,7 +373,9 @@ class PostgisStore:
 
     async def _insert_one(self, job: Job) -> Any:
         async with self._conn() as conn:
-            return await pg_insert.insert_batch(conn, job.device_id, job.fixes, job.received_at)
+            return await pg_insert.insert_batch(
+                conn, job.device_id, job.fixes, job.received_at, make_stage=self._pgbouncer
+            )
 
     async def _insert_group(self, jobs: list[Job]) -> list[Any]:
         if len(jobs) == 1:
@@ -327,7 +410,15 @@ class PostgisStore:
         return [_ROWS.event(r) for r in rows]
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
-        rows = await self._fetch(SQL.track, device_id, start, end)
+        if self._replica is None:
+            self._primary_reads += 1
+            rows = await self._fetch(SQL.track, device_id, start, end)
+        else:
+            async with self._replica.connection() as replica:
+                if replica is not None:
+                    rows = await replica.fetch(SQL.track, device_id, start, end)
+                else:
+                    rows = await self._fetch(SQL.track, device_id, start, end)
         return [_ROWS.fix(r) for r in rows]
 
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:

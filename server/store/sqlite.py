@@ -16,7 +16,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -32,12 +32,13 @@ from server.model import (
     Seen,
     User,
 )
-from server.store import sqlite_retention
+from server.store import sqlite_lock, sqlite_retention
 from server.store import sqlite_schema as schema
 from server.store.base import (
     Conflict,
     Expired,
     GroupStats,
+    HistoryReads,
     PoolStats,
     StoreUnavailable,
     retention_cutoff,
@@ -116,6 +117,7 @@ class SqliteStore:
         self._path = Path(path)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._history_reads = 0
         # One writer: while it commits a group, the batches arriving form the next.
         self._groups: Grouper[Job, InsertResult] = insert_grouper(self._insert_group, max_running=1)
 
@@ -217,6 +219,28 @@ class SqliteStore:
                 deleted += n
             deleted += n
         return Expired(rows=deleted)
+
+    def maintenance_lock(self) -> AbstractAsyncContextManager[bool]:
+        return sqlite_lock.maintenance_lock(self._path)
+
+    async def refresh_statistics(self) -> None:
+        # Bounded sampling (what PRAGMA optimize uses), so a big file is not read whole.
+        def analyze(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA analysis_limit = 1000")
+            conn.execute("ANALYZE")
+
+        await self._run(analyze)
+
+    async def database_bytes(self) -> int:
+        def size(conn: sqlite3.Connection) -> int:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            return int(pages) * int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+        return await self._run(size)
+
+    def history_reads(self) -> HistoryReads:
+        """No replicas for an embedded file: every read is the primary's."""
+        return HistoryReads(primary=self._history_reads, replica=0)
 
     def pool_stats(self) -> PoolStats | None:
         """One connection on one worker thread, no pool: always None."""
@@ -357,6 +381,7 @@ class SqliteStore:
         return [_ROWS.event(r) for r in rows]
 
     async def track(self, device_id: int, start: datetime, end: datetime) -> list[FixIn]:
+        self._history_reads += 1
         rows = await self._rows(SQL.track, device_id, schema.to_us(start), schema.to_us(end))
         return [_ROWS.fix(r) for r in rows]
 
