@@ -98,7 +98,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         if settings.http.cors_origins
         else None
     )
-    metrics = Metrics(svc.store)
+    live = LivePlugin(svc)
+    metrics = Metrics(svc.store, live.bus.hub.connections)
     app = Litestar(
         route_handlers=[
             health,
@@ -117,7 +118,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             metrics_endpoint,
         ],
         lifespan=[lifespan],
-        plugins=[LivePlugin(svc)],
+        plugins=[live],
         state=State({"services": svc, "metrics": metrics}),
         middleware=[LatencyMiddleware(metrics)],
         # Every route declares who may call it (server/access.py); this guard applies it.

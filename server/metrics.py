@@ -13,7 +13,7 @@ route template (``/v1/vehicles/{device_id}/track``), never by the raw path.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from litestar import Request, Response, get
@@ -67,6 +67,15 @@ class _PoolCollector:
                 (pool.max, "max", "Largest size the pool may grow to"),
             ):
                 yield GaugeMetricFamily(f"bustracker_db_pool_{key}", help_text, value=value)
+        reads = self._store.history_reads()
+        history = CounterMetricFamily(
+            "bustracker_db_history_reads",
+            "Track reads by where they ran (DATABASE_READ_URL sends them to a replica)",
+            labels=["target"],
+        )
+        history.add_metric(["primary"], reads.primary)
+        history.add_metric(["replica"], reads.replica)
+        yield history
         groups = self._store.group_stats()
         # Their ratio is the mean group size: what group commit is saving.
         yield CounterMetricFamily(
@@ -81,8 +90,34 @@ class _PoolCollector:
         )
 
 
+class _LiveCollector:
+    """Open live streams by audience and transport, counted at scrape time."""
+
+    def __init__(self, count: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._count = count
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "bustracker_live_connections",
+            "Open live streams (WebSocket, SSE) on this process",
+            labels=["audience", "transport"],
+        )
+        counts = self._count()
+        for audience in ("public", "operator"):
+            for transport in ("ws", "sse"):
+                family.add_metric([audience, transport], counts.get((audience, transport), 0))
+        yield family
+
+
 class Metrics:
-    def __init__(self, store: Maintenance) -> None:
+    def __init__(
+        self,
+        store: Maintenance,
+        live_connections: Callable[[], Mapping[tuple[str, str], int]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.fixes_accepted = Counter(
             "bustracker_fixes_accepted",
@@ -110,6 +145,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(store))
+        if live_connections is not None:
+            self.registry.register(_LiveCollector(live_connections))
         # Zero series exist from the start, so rate() works before the first fix.
         for protocol in PROTOCOLS:
             self.fixes_accepted.labels(protocol)

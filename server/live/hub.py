@@ -351,6 +351,14 @@ class Hub:
     def error_frame(reason: str) -> str:
         return dumps({"type": "error", "error": reason})
 
+    def connections(self) -> dict[tuple[str, str], int]:
+        """Open clients by (``public``/``operator``, transport): what /metrics shows."""
+        counts: dict[tuple[str, str], int] = {}
+        for client in self.clients.all():
+            key = ("public" if client.public else "operator", client.transport)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def stats(self) -> dict[str, Any]:
         clients = list(self.clients.all())
         by_kind: dict[str, int] = {}

@@ -120,3 +120,34 @@ def test_reject_label_is_bounded() -> None:
     assert reject_label("timestamp: not epoch seconds") == "timestamp"
     assert reject_label("x" * 1000 + ": anything") == "other"
     assert reject_label("") == "other"
+
+
+def test_live_connections_and_history_reads(server: RunningServer) -> None:
+    from tests.server.live_client import access_token, live_ws
+
+    device, _ = server.add_device("bus-1")
+    connections = "bustracker_live_connections"
+    with (
+        live_ws(server.url, "/ws/public") as rider,
+        live_ws(server.url, token=access_token(server)) as operator,
+    ):
+        rider.snapshot()
+        operator.snapshot()
+        m = scrape(server)
+        assert value(m, connections, audience="public", transport="ws") == 1
+        assert value(m, connections, audience="operator", transport="ws") == 1
+        assert value(m, connections, audience="public", transport="sse") == 0
+    deadline = time.monotonic() + 10
+    while value(scrape(server), connections, audience="public", transport="ws"):
+        assert time.monotonic() < deadline, "a closed stream is still counted"
+        time.sleep(0.05)
+
+    reads = "bustracker_db_history_reads_total"
+    assert value(scrape(server), reads, target="primary") == 0
+    track = httpx.get(
+        f"{server.url}/v1/vehicles/{device.id}/track", headers=server.operator("viewer")
+    )
+    assert track.status_code == 200
+    m = scrape(server)
+    assert value(m, reads, target="primary") == 1
+    assert value(m, reads, target="replica") == 0
