@@ -110,7 +110,7 @@ def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-_DIR_PREFIXES = ("bustracker-pg-", "bustracker-redis-")
+_DIR_PREFIXES = ("bustracker-pg-", "bustracker-redis-", "bustracker-pgb-", "bustracker-standby-")
 _OWNER_FILE = "pytest.pid"
 
 
