@@ -1,6 +1,7 @@
 """Daily partitions of ``positions``: created ahead, dropped after the retention period.
 
-Every server process runs this upkeep (``server/app.py``); an advisory lock
+``bustracker worker`` runs this upkeep (``server/worker.py``), and each API
+process's start makes sure this week's partitions exist; an advisory lock
 serialises concurrent runs and each step is idempotent.
 """
 
