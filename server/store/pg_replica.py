@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -45,29 +44,48 @@ class ReadReplica:
         max_size: int,
         connect_timeout: float,
         pool_kwargs: Callable[[], dict[str, Any]],
+        transaction: bool = False,
     ) -> None:
         self._url = url
         self._max_lag_s = max_lag_s
         self._max_size = max_size
         self._connect_timeout = connect_timeout
         self._pool_kwargs = pool_kwargs
+        # Behind PgBouncer (D61) every use runs in one transaction.
+        self._transaction = transaction
         self._pool: Any = None
         self._down_until = 0.0
         self.reads = {"primary": 0, "replica": 0}
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[Any]:
-        """A replica connection current within the allowed lag, or None: use the primary."""
+    async def fetch(self, sql: str, *args: object) -> list[Any] | None:
+        """The rows from the replica, or None when it may not or cannot answer: use the primary.
+
+        A read that fails on the replica (it went away mid-query, or recovery
+        cancelled the query) is not an error for the caller either.
+        """
         conn = await self._acquire()
         if conn is None:
             self.reads["primary"] += 1
-            yield None
-            return
+            return None
         try:
-            self.reads["replica"] += 1
-            yield conn
+            if self._transaction:
+                async with conn.transaction():
+                    rows: list[Any] = await conn.fetch(sql, *args)
+            else:
+                rows = await conn.fetch(sql, *args)
+        except Exception as exc:
+            self._failed(exc)
+            self.reads["primary"] += 1
+            return None
         finally:
-            await self._pool.release(conn)
+            if self._pool is not None:
+                await self._pool.release(conn)
+        self.reads["replica"] += 1
+        return rows
+
+    def _failed(self, exc: Exception) -> None:
+        log.warning("read replica unavailable, reading from the primary: %r", exc)
+        self._down_until = time.monotonic() + RETRY_AFTER_S
 
     async def _acquire(self) -> Any:
         if time.monotonic() < self._down_until:
@@ -85,10 +103,9 @@ class ReadReplica:
             conn = await self._pool.acquire(timeout=self._connect_timeout)
             lag = float(await conn.fetchval(LAG_SQL, timeout=self._connect_timeout))
         except Exception as exc:
-            if conn is not None:
+            if conn is not None and self._pool is not None:
                 await self._pool.release(conn)
-            log.warning("read replica unavailable, reading from the primary: %r", exc)
-            self._down_until = time.monotonic() + RETRY_AFTER_S
+            self._failed(exc)
             await self.close()
             return None
         if lag > self._max_lag_s:

@@ -22,7 +22,7 @@ from server.model import (
     Seen,
     User,
 )  # fmt: skip
-from server.store import pg_insert, pg_migrate, pg_partitions
+from server.store import pg_insert, pg_lock, pg_migrate, pg_partitions
 from server.store.base import (
     Conflict,
     Expired,
@@ -63,9 +63,6 @@ async def _keep_session(conn: Any) -> None:
     locks are transaction-scoped and its settings are ``SET LOCAL``.
     """
 
-
-WORKER_LOCK_KEY = pg_migrate.LOCK_KEY + 2
-SQL_TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 
 # The batch insert lives in pg_insert; the bench imports the statement from here.
 _INSERT_BATCH = pg_insert.INSERT_BATCH
@@ -111,7 +108,11 @@ class PostgisStore:
                 max_lag_s=read_max_lag_s,
                 max_size=max_size,
                 connect_timeout=connect_timeout,
-                pool_kwargs=self._connection_kwargs,
+                pool_kwargs=lambda: {
+                    **self._connection_kwargs(),
+                    "command_timeout": command_timeout,
+                },
+                transaction=pgbouncer,
             )
             if read_url
             else None
@@ -221,25 +222,10 @@ class PostgisStore:
             dropped, deleted = await pg_partitions.drop_older(conn, cutoff)
         return Expired(partitions=tuple(dropped), rows=deleted)
 
-    @asynccontextmanager
-    async def _lock(self) -> AsyncIterator[bool]:
-        try:
-            conn = await asyncpg.connect(
-                self._url, timeout=self._connect_timeout, **self._connection_kwargs()
-            )
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc!r}") from exc
-        try:
-            # Transaction-scoped, so PgBouncer keeps this client on one server
-            # connection for as long as the lock is held; idle in between, it holds
-            # back no vacuum (read committed keeps no snapshot between statements).
-            async with conn.transaction():
-                yield bool(await conn.fetchval(SQL_TRY_LOCK, WORKER_LOCK_KEY))
-        finally:
-            await conn.close()
-
     def maintenance_lock(self) -> AbstractAsyncContextManager[bool]:
-        return self._lock()
+        return pg_lock.maintenance_lock(
+            self._url, self._connect_timeout, self._connection_kwargs(), _UNAVAILABLE
+        )
 
     async def refresh_statistics(self) -> None:
         # Autovacuum analyzes each daily partition but never the partitioned parent,
@@ -414,11 +400,11 @@ class PostgisStore:
             self._primary_reads += 1
             rows = await self._fetch(SQL.track, device_id, start, end)
         else:
-            async with self._replica.connection() as replica:
-                if replica is not None:
-                    rows = await replica.fetch(SQL.track, device_id, start, end)
-                else:
-                    rows = await self._fetch(SQL.track, device_id, start, end)
+            replica_rows = await self._replica.fetch(SQL.track, device_id, start, end)
+            if replica_rows is None:
+                rows = await self._fetch(SQL.track, device_id, start, end)
+            else:
+                rows = replica_rows
         return [_ROWS.fix(r) for r in rows]
 
     async def nearby(self, lat: float, lon: float, radius_m: float) -> list[LivePosition]:
