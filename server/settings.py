@@ -316,6 +316,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             label = f"{name}_FILE" if meta["secret"] and env.get(f"{name}_FILE") else name
             problems.append(f"{label}: {exc}")
+    store = values.get("store", {})
+    if not store.get("database_url"):
+        for name, key in (
+            ("DATABASE_READ_URL", "database_read_url"),
+            ("DB_PGBOUNCER", "db_pgbouncer"),
+        ):
+            if store.get(key):
+                problems.append(f"{name}: needs DATABASE_URL (PostGIS); SQLite has no {name}")
     ops = values.get("ops", {})
     if ops.get("smtp_host") and not ops.get("alert_email_to"):
         problems.append("ALERT_EMAIL_TO: needed when SMTP_HOST is set (who gets the alerts)")

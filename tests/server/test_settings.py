@@ -137,3 +137,24 @@ def test_every_variable_is_documented_in_operations_md() -> None:
 
 def test_operations_md_documents_no_variable_the_server_does_not_read() -> None:
     assert sorted(_documented() - set(variables())) == []
+
+
+def test_postgis_only_settings_need_database_url() -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings({"DATABASE_READ_URL": "postgresql://standby/db", "DB_PGBOUNCER": "yes"})
+    assert [p.split(":")[0] for p in err.value.problems] == ["DATABASE_READ_URL", "DB_PGBOUNCER"]
+    with pytest.raises(SettingsError, match="DB_PGBOUNCER: expected true or false"):
+        load_settings({"DATABASE_URL": "postgresql://db/x", "DB_PGBOUNCER": "maybe"})
+    store = load_settings(
+        {
+            "DATABASE_URL": "postgresql://db/x",
+            "DATABASE_READ_URL": "postgresql://standby/x",
+            "DB_PGBOUNCER": "true",
+            "DB_READ_MAX_LAG": "5s",
+        }
+    ).store
+    assert (store.db_pgbouncer, store.database_read_url, store.db_read_max_lag_s) == (
+        True,
+        "postgresql://standby/x",
+        5,
+    )
