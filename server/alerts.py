@@ -7,6 +7,7 @@ alert tries again; it never stops the worker's maintenance.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import smtplib
 from email.message import EmailMessage
@@ -17,6 +18,14 @@ from server.settings import OpsSettings
 log = logging.getLogger(__name__)
 
 SMTP_TIMEOUT_S = 15.0
+SMTPS_PORT = 465
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class Alerts(Protocol):
@@ -31,7 +40,10 @@ class LogAlerts:
 
 
 class EmailAlerts:
-    """One message per alert to ``ALERT_EMAIL_TO``; STARTTLS whenever the server offers it."""
+    """One message per alert to ``ALERT_EMAIL_TO``; STARTTLS whenever the server offers it.
+
+    A password goes only over TLS (or to a relay on this machine's loopback).
+    """
 
     def __init__(self, settings: OpsSettings) -> None:
         if not settings.smtp_host:
@@ -50,12 +62,20 @@ class EmailAlerts:
     def _deliver(self, msg: EmailMessage) -> None:
         s = self._settings
         assert s.smtp_host is not None
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
+        # 465 is SMTP over TLS from the first byte; other ports upgrade with STARTTLS.
+        smtp_class = smtplib.SMTP_SSL if s.smtp_port == SMTPS_PORT else smtplib.SMTP
+        with smtp_class(s.smtp_host, s.smtp_port, timeout=SMTP_TIMEOUT_S) as smtp:
             smtp.ehlo()
-            if smtp.has_extn("starttls"):
+            tls = s.smtp_port == SMTPS_PORT
+            if not tls and smtp.has_extn("starttls"):
                 smtp.starttls()
                 smtp.ehlo()
+                tls = True
             if s.smtp_user and s.smtp_password:
+                if not tls and not _loopback(s.smtp_host):
+                    raise smtplib.SMTPException(
+                        "the server offers no STARTTLS: SMTP_PASSWORD is not sent in the clear"
+                    )
                 smtp.login(s.smtp_user, s.smtp_password)
             smtp.send_message(msg)
 
