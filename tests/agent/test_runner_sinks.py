@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import tempfile
 import threading
 import uuid
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.buffer import Buffer
 from agent.fix import Fix
 from agent.runner import Runner
 from agent.status import ListSink, StatusFileSink, StatusSnapshot, default_sinks
@@ -196,3 +198,78 @@ def test_a_failing_sink_stops_neither_the_file_nor_the_watchdog(
     assert len(said) == 2, said
     assert "publish failed: LED driver gone" in said[0]
     assert "close failed: no such device" in said[1]
+
+
+class WedgingSource(TapSource):
+    """Flows until ``wedge`` is set, then blocks inside the read without yielding:
+    a serial read or gpsd socket that hangs in the kernel."""
+
+    def __init__(self) -> None:
+        super().__init__(flowing=True)
+        self.wedge = threading.Event()
+        self.release = threading.Event()
+
+    def fixes(self, stop: threading.Event) -> Iterator[Fix | None]:
+        for item in super().fixes(stop):
+            if self.wedge.is_set():
+                self.release.wait()  # not ``stop``: a hung read doesn't notice it
+                return
+            yield item
+
+
+def test_watchdog_stops_while_the_gps_reader_is_stuck(
+    tmp_path: Path, server: FakeServer, notify: socket.socket
+) -> None:
+    cfg = settings(tmp_path, server.url)
+    src, memory = WedgingSource(), ListSink()
+    runner = Runner(cfg, source=src, sinks=[*default_sinks(cfg), memory])
+    # The real threshold is max(10 s, 5 x gps.idle_s); a test can't wait 10 s.
+    runner.stale_after_s = 0.3
+    with Running(runner):
+        got = [receive(notify) for _ in range(3)]
+        assert got[0]["READY"] == "1" and all(m["WATCHDOG"] == "1" for m in got)
+        src.wedge.set()
+        sick = memory.wait_for(lambda s: not s.healthy, WAIT)
+        assert sick is not None
+        # Ten more ticks (10 x 50 ms, five watchdog periods): not one WATCHDOG=1.
+        n = len(memory.snapshots)
+        assert memory.wait_for(lambda s: len(memory.snapshots) >= n + 10, WAIT)
+        notify.setblocking(False)
+        late = []
+        while True:
+            try:
+                late.append(receive(notify))
+            except BlockingIOError:
+                break
+        # Whatever was queued before the check failed may still be read; after the
+        # first unhealthy tick nothing is sent at all.
+        assert len(late) <= 3, late
+        assert not memory.wait_for(lambda s: s.healthy and s.at > sick.at, 0.2)
+        src.release.set()  # the read returns; the capture loop starts over
+        notify.setblocking(True)
+        assert memory.wait_for(lambda s: s.healthy and s.at > sick.at, WAIT)
+        assert receive(notify)["WATCHDOG"] == "1"  # fed again once it loops again
+
+
+def test_unhealthy_while_the_buffer_cannot_be_written(
+    tmp_path: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The source keeps yielding and the capture loop restarts after each failure,
+    # so only the failed insert itself can tell (the systemd sink acts on healthy).
+    cfg = settings(tmp_path, server.url, gps={"reconnect_delay_s": 0.1})
+    memory = ListSink()
+    runner = Runner(cfg, source=TapSource(flowing=True), sinks=[memory])
+    with Running(runner):
+        assert memory.wait_for(lambda s: s.healthy and s.captured > 0, WAIT)
+        # An SD card that fails every write (root ignores file modes, so the
+        # failure is made where SQLite would raise it).
+        def failing_add(self: object, fix: Fix) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(Buffer, "add", failing_add)
+        sick = memory.wait_for(lambda s: not s.healthy, WAIT)
+        assert sick is not None
+        assert not memory.wait_for(lambda s: s.healthy and s.at > sick.at, 0.3)
+        monkeypatch.undo()
+        # Healthy again with the first insert that commits after the restart.
+        assert memory.wait_for(lambda s: s.healthy and s.at > sick.at, WAIT)
