@@ -12,6 +12,7 @@ blinker that turns patterns into line levels, which the backends share.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ import pytest
 
 from agent.runner import Runner
 from agent.settings import parse_settings
-from agent.status import LedSink, ListSink, StatusSnapshot, default_sinks
+from agent.status import LedSink, ListSink, default_sinks
 from agent.status.leds import LedError, open_leds
 from agent.status.leds.gpio import BlinkingLeds, GpiodLines
 from agent.status.leds.patterns import FAST, SLOW, SOLID, Led, lit_at, next_change_ms
@@ -190,7 +191,7 @@ def test_software_blinker_switches_at_every_edge_and_goes_dark_on_close() -> Non
     time.sleep(0.25)  # longer than a FAST period: a blink still running would show
     leds.close()
     gps = lines.levels["gps"]
-    assert gps[0] is True and all(a != b for a, b in zip(gps, gps[1:], strict=False))
+    assert gps[0] is True and all(a != b for a, b in itertools.pairwise(gps))
     # SOLID: lit (if it wasn't already), then dark at close; no blinking in between
     # (one FAST edge may fall between counting and show()).
     assert gps[-2:] == [True, False] and len(gps) - before <= 3

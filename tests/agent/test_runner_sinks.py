@@ -261,6 +261,7 @@ def test_unhealthy_while_the_buffer_cannot_be_written(
     runner = Runner(cfg, source=TapSource(flowing=True), sinks=[memory])
     with Running(runner):
         assert memory.wait_for(lambda s: s.healthy and s.captured > 0, WAIT)
+
         # An SD card that fails every write (root ignores file modes, so the
         # failure is made where SQLite would raise it).
         def failing_add(self: object, fix: Fix) -> None:
