@@ -156,13 +156,14 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
-# -- 2. firmware: config.txt (UART, PPS, LEDs) and the serial console -------------------
+# -- 2. firmware: config.txt (UART, PPS, LEDs, ignition shutdown) and the serial console -------------------
 # One marked block, replaced as a whole: a re-run or an upgrade never duplicates a line.
 {
     say "$BEGIN_MARK"
     say "[all]"
     if [[ "$GPS" == uart ]]; then grep -v '^#' "$HERE/config.txt.append"; fi
     grep -v '^#' "$HERE/config-leds.txt.append"
+    grep -v '^#' "$HERE/config-power.txt.append"
     say "$END_MARK"
 } >"$WORK/block"
 current /boot/firmware/config.txt |

@@ -26,7 +26,17 @@ from agent.settings import parse_settings
 from agent.status import LedSink, ListSink, default_sinks
 from agent.status.leds import LedError, open_leds
 from agent.status.leds.gpio import BlinkingLeds, GpiodLines
-from agent.status.leds.patterns import FAST, SLOW, SOLID, Led, lit_at, next_change_ms
+from agent.status.leds.patterns import (
+    CATCHING_UP,
+    FAST,
+    GPS_PATTERNS,
+    LINK_PATTERNS,
+    SLOW,
+    SOLID,
+    Led,
+    lit_at,
+    next_change_ms,
+)
 from agent.status.leds.sysfs import SysfsLeds
 from agent.status.snapshot import overall_state
 from tests.agent.fake_server import FakeServer
@@ -196,3 +206,19 @@ def test_software_blinker_switches_at_every_edge_and_goes_dark_on_close() -> Non
     # (one FAST edge may fall between counting and show()).
     assert gps[-2:] == [True, False] and len(gps) - before <= 3
     assert lines.levels["link"] == [True, False] and lines.closed
+
+
+def test_the_bus_unit_doc_shows_what_the_code_does() -> None:
+    # The driver's table (docs/bus-unit.md) must say what the LEDs really do.
+    words = {
+        SOLID: "| solid |",
+        SLOW: "| slow blink",
+        FAST: "| fast blink",
+        CATCHING_UP: "short dark",
+    }
+    doc = (Path(__file__).resolve().parents[2] / "docs/bus-unit.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith(("| GPS |", "| NET |"))]
+    for led, table in (("GPS", GPS_PATTERNS), ("NET", LINK_PATTERNS)):
+        for state, pattern in table.items():
+            row = [r for r in rows if r.startswith(f"| {led} |") and f"`{state}`" in r]
+            assert len(row) == 1 and words[pattern] in row[0], (led, state, row)

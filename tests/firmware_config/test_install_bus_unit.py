@@ -92,6 +92,8 @@ def test_config_txt_block_once_under_all(uart: tuple[Path, str, str]) -> None:
         "dtoverlay=pps-gpio,gpiopin=4",
         "dtoverlay=gpio-led,gpio=17,label=bt-gps,trigger=none",
         "dtoverlay=gpio-led,gpio=27,label=bt-link,trigger=none",
+        "dtoverlay=gpio-shutdown,gpio_pin=3,active_low=1,gpio_pull=up",
+        "dtoverlay=gpio-poweroff,gpiopin=26",
     ]
     assert text.count("enable_uart=1") == 1
 
