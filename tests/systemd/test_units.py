@@ -91,6 +91,8 @@ def test_agent_unit_is_a_watched_hardened_notify_service() -> None:
     allowed = {v.split()[0] for v in d["DeviceAllow"]}
     assert allowed == {"char-ttyAMA", "char-ttyS", "char-ttyUSB", "char-ttyACM", "char-gpiochip"}
     assert d["ProtectKernelTunables"] == ["yes"]
+    # ProtectClock's filter blocks adjtimex(), which agent.runner.kernel_clock_synced reads.
+    assert "ProtectClock" not in d
     assert d["ReadWritePaths"] == ["-/sys/devices/platform"]  # the LEDs; the rest is state
 
 
