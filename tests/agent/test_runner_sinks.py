@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -28,7 +29,9 @@ from tests.agent.fake_server import FakeServer
 from tests.agent.test_runner import T0, WAIT, Running, settings
 from tests.services import free_port
 
+# "ok: gps fix, link ok, 0 buffered": what `systemctl status` shows.
 STATES = {"config_error", "auth_error", "starting", "no_fix", "buffering", "draining", "ok"}
+STATUS_LINE = rf"({'|'.join(STATES)}): gps \w+, link \w+, \d+ buffered"
 
 
 class TapSource:
@@ -165,15 +168,16 @@ def test_ready_watchdog_status_and_stopping(
     with Running(Runner(cfg, source=TapSource(flowing=True))):  # the default sinks
         got = [receive(notify)]
         while not (
-            sum("WATCHDOG" in m for m in got) >= 3 and any(m.get("STATUS") == "ok" for m in got)
+            sum("WATCHDOG" in m for m in got) >= 3
+            and any(m.get("STATUS", "").startswith("ok:") for m in got)
         ):
             got.append(receive(notify))
     got += the_rest(notify)
-    assert got[0]["READY"] == "1" and got[0]["STATUS"] in STATES
+    assert got[0]["READY"] == "1" and got[0]["STATUS"].split(":")[0] in STATES
     assert sum("READY" in m for m in got) == 1
     assert got[-1] == {"STOPPING": "1"}  # and nothing after it
     for m in got[1:-1]:
-        assert m["WATCHDOG"] == "1" and m["STATUS"] in STATES
+        assert m["WATCHDOG"] == "1" and re.fullmatch(STATUS_LINE, m["STATUS"])
 
 
 def test_a_failing_sink_stops_neither_the_file_nor_the_watchdog(
