@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from agent.cli import main
 from agent.doctor import Check, as_text, run_checks
 from agent.simulate import write_route
 from tests.agent.conftest import GpsFake
@@ -114,20 +113,20 @@ def test_disk_too_small_and_missing_leds(tmp_path: Path, server: tuple[RunningSe
     assert not found["leds"].ok and "no LED 'bt-gps'" in found["leds"].detail
 
 
-def agent(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=60
-    )
+def agent(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The command line's own entry point, in this process (a subprocess costs seconds)."""
+    code = main(list(args))
+    return code, capsys.readouterr().out
 
 
 def test_command_line_checklist_json_and_exit_code(
-    tmp_path: Path, server: tuple[RunningServer, str]
+    tmp_path: Path, server: tuple[RunningServer, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     running, token = server
     cfg = write_config(tmp_path, running.url, token, filter={"system_clock": "synced"})
-    r = agent("doctor", "--config", str(cfg), "--json", "--gps-wait", "0.3")
-    assert r.returncode == 1, r.stderr  # no gpsd here
-    doc = json.loads(r.stdout)
+    code, out = agent(capsys, "doctor", "--config", str(cfg), "--json", "--gps-wait", "0.3")
+    assert code == 1  # no gpsd here
+    doc = json.loads(out)
     assert doc["ok"] is False
     states = {c["name"]: c["ok"] for c in doc["checks"]}
     assert states == {
@@ -141,10 +140,10 @@ def test_command_line_checklist_json_and_exit_code(
     assert human.endswith("2 of 9 checks failed")
 
 
-def test_bad_config_is_the_only_check(tmp_path: Path) -> None:
+def test_bad_config_is_the_only_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "agent.toml"
     cfg.write_text('[server]\nurl = "http://x"\n[upload]\nmax_batchh = 3\n')
-    r = agent("doctor", "--config", str(cfg))
-    assert r.returncode == 1
-    assert "[FAIL] config" in r.stdout and "upload.max_batchh: unknown key" in r.stdout
-    assert "1 of 1 checks failed" in r.stdout
+    code, out = agent(capsys, "doctor", "--config", str(cfg))
+    assert code == 1
+    assert "[FAIL] config" in out and "upload.max_batchh: unknown key" in out
+    assert "1 of 1 checks failed" in out
