@@ -221,7 +221,7 @@ if [[ $REAL -eq 0 ]] || [[ ! -x "$VENV/bin/python" ]]; then
     run python3 -m venv "$VENV"
 fi
 # Only the agent extra: a bus unit carries nothing of the server.
-run "$VENV/bin/pip" install -q --upgrade "$REPO[agent]"
+run "$VENV/bin/pip" install -q --upgrade "${REPO}[agent]"
 for doc in agent.md bus-unit.md; do
     put "$REPO/docs/$doc" "/opt/bustracker/docs/$doc" 0644 root:root
 done

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from agent.settings import load_settings
+from tests.service_procs import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "firmware-config" / "install-bus-unit.sh"
@@ -198,3 +200,14 @@ def test_dry_run_prints_every_change_and_writes_nothing(tmp_path: Path) -> None:
 def test_bad_arguments_are_named(args: list[str], message: str) -> None:
     r = install(*args)
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+def test_shellcheck_finds_nothing() -> None:
+    exe = shutil.which("shellcheck")
+    if exe is None:
+        message = "shellcheck not found: install the Debian package shellcheck"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    r = subprocess.run([exe, str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
