@@ -12,8 +12,10 @@ at, and the token is tried with an empty batch, which stores nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -116,6 +118,21 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
             Check("gps fix", False, "no receiver to ask", "fix the device first"),
         ]
     device = Check("gps device", True, f"{where} answers")
+    if gps.source == "gpsd":
+        paths = gpsd_devices(gps.host, gps.port, max(gps.connect_timeout_s, 1.0))
+        if not paths:
+            return [
+                Check(
+                    "gps device",
+                    False,
+                    f"{where} answers but has no receiver open",
+                    "plug the receiver in / seat the HAT; DEVICES in /etc/default/gpsd "
+                    "(/dev/serial0 for a HAT, /dev/gps0 for USB); `dmesg | tail` shows what "
+                    "the kernel saw",
+                ),
+                Check("gps fix", False, "no receiver to ask", "fix the device first"),
+            ]
+        device = Check("gps device", True, f"{where} answers, reading {', '.join(paths)}")
     if fix is None:
         return [
             device,
@@ -130,6 +147,37 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     kind = {2: "2D fix", 3: "3D fix"}.get(fix.mode or 0, "fix")
     sats = f", {fix.sats} satellites" if fix.sats is not None else ", satellites not reported"
     return [device, Check("gps fix", True, f"{kind}{sats} at {fix.lat:.5f}, {fix.lon:.5f}")]
+
+
+def gpsd_devices(host: str, port: int, timeout: float) -> list[str] | None:
+    """The receivers gpsd has open (its DEVICES report), or None if it doesn't answer.
+
+    gpsd answers clients with no receiver at all, so "gpsd speaks" doesn't mean
+    there is a GPS: this tells an unplugged receiver from one without sky.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"?DEVICES;\n")
+            buf = b""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return None
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    try:
+                        report = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(report, dict) and report.get("class") == "DEVICES":
+                        devices = report.get("devices") or []
+                        return [str(d.get("path", "?")) for d in devices if isinstance(d, dict)]
+    except OSError:
+        return None
+    return None
 
 
 def check_time(settings: Settings, synced: Callable[[], bool]) -> Check:

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +22,7 @@ from typing import Any
 import pytest
 
 from agent.cli import main
-from agent.doctor import Check, as_text, run_checks
+from agent.doctor import Check, as_text, gpsd_devices, run_checks
 from agent.simulate import write_route
 from tests.agent.conftest import GpsFake
 from tests.server.running import RunningServer, make_settings
@@ -77,6 +81,7 @@ def test_a_ready_unit_passes_every_check(
     assert found["gps fix"].detail.startswith(("3D fix", "2D fix"))
     assert re.search(r"fix, \d+ satellites at", found["gps fix"].detail)
     assert "HTTP 200" in found["token valid"].detail
+    assert "reading /dev/" in found["gps device"].detail  # gpsfake's pty, from DEVICES
     assert as_text(checks).endswith("all checks passed")
 
 
@@ -97,6 +102,36 @@ def test_refused_token_offline_server_and_no_gps(
     assert not found["server"].ok and "modem" in found["server"].fix
     assert not found["token"].ok and "bustracker-agent enroll" in found["token"].fix
     assert not found["token valid"].ok
+
+
+def test_gpsd_without_a_receiver_is_not_a_missing_sky(
+    tmp_path: Path, server: tuple[RunningServer, str]
+) -> None:
+    # A real gpsd with no device: it answers clients, so only its DEVICES report
+    # tells an unplugged receiver from one that can't see the sky.
+    if shutil.which("gpsd") is None:
+        pytest.skip("gpsd not found: install the Debian package gpsd")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="gpsd-"))  # short: the control socket's sun_path
+    proc = subprocess.Popen(
+        ["gpsd", "-N", "-n", "-S", str(port), "-F", str(workdir / "ctl")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        running, token = server
+        cfg = write_config(tmp_path, running.url, token, gps={"port": port})
+        deadline = time.monotonic() + 10
+        while gpsd_devices("127.0.0.1", port, 0.5) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found = by_name(run_checks(cfg, {}, gps_wait_s=0.5, clock_synced=lambda: True))
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not found["gps device"].ok
+    assert "answers but has no receiver open" in found["gps device"].detail
+    assert "/etc/default/gpsd" in found["gps device"].fix
 
 
 def test_disk_too_small_and_missing_leds(tmp_path: Path, server: tuple[RunningServer, str]) -> None:
