@@ -120,6 +120,23 @@ def test_a_blink_is_written_once_so_the_kernel_timer_keeps_its_phase(tmp_path: P
     assert seen(root, "gps") == ("solid",) and seen(root, "link") == ("blink", 500, 500)
 
 
+def test_a_failed_write_is_tried_again_at_the_next_tick(tmp_path: Path) -> None:
+    # On a Pi the first delay_on write can beat the udev rule that lets the agent's
+    # group write it (the kernel creates the file when "timer" is written).
+    root = led_tree(tmp_path)
+    delay_on = root / "bt-gps" / "delay_on"
+    delay_on.unlink()
+    delay_on.mkdir()  # unwritable for root too
+    sink = LedSink(SysfsLeds(root, NAMES))
+    searching = replace(SNAP, gps="searching", uplink="ok", state="no_fix")
+    with pytest.raises(LedError, match="delay_on"):
+        sink.publish(searching)
+    delay_on.rmdir()
+    delay_on.write_text("")
+    sink.publish(searching)  # same snapshot: not taken as shown, so written now
+    assert seen(root, "gps") == ("blink", 500, 500)
+
+
 def test_missing_led_or_timer_trigger_is_named(tmp_path: Path) -> None:
     with pytest.raises(LedError, match=r"no LED 'bt-gps' in .*gpio-led overlay"):
         SysfsLeds(tmp_path, NAMES)

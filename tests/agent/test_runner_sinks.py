@@ -217,7 +217,7 @@ class WedgingSource(TapSource):
         for item in super().fixes(stop):
             if self.wedge.is_set():
                 self.release.wait()  # not ``stop``: a hung read doesn't notice it
-                return
+                self.wedge.clear()
             yield item
 
 
@@ -249,10 +249,11 @@ def test_watchdog_stops_while_the_gps_reader_is_stuck(
         # first unhealthy tick nothing is sent at all.
         assert len(late) <= 3, late
         assert not memory.wait_for(lambda s: s.healthy and s.at > sick.at, 0.2)
-        src.release.set()  # the read returns; the capture loop starts over
+        src.release.set()  # the read returns and fixes flow again
         notify.setblocking(True)
         assert memory.wait_for(lambda s: s.healthy and s.at > sick.at, WAIT)
         assert receive(notify)["WATCHDOG"] == "1"  # fed again once it loops again
+        assert not runner.capture_done  # recovered by looping, not by ending
 
 
 def test_unhealthy_while_the_buffer_cannot_be_written(
