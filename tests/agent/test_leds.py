@@ -16,6 +16,7 @@ import itertools
 import logging
 import threading
 import time
+import typing
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from agent.status.leds.patterns import (
     next_change_ms,
 )
 from agent.status.leds.sysfs import SysfsLeds
-from agent.status.snapshot import overall_state
+from agent.status.snapshot import State, overall_state
 from tests.agent.fake_server import FakeServer
 from tests.agent.test_runner import WAIT, Running, settings
 from tests.agent.test_runner_sinks import TapSource
@@ -97,6 +98,16 @@ def test_every_state_on_a_sysfs_tree(tmp_path: Path, gps: str, uplink: str) -> N
     assert seen(root, "link") == LINK_SEEN[uplink]
     sink.publish(replace(SNAP, stopping=True, state="stopped"))
     assert seen(root, "gps") == seen(root, "link") == ("off",)
+
+
+def test_the_combinations_above_reach_every_agent_state() -> None:
+    reached = {
+        overall_state(g, u, starting_up=b)  # type: ignore[arg-type]
+        for g in GPS_SEEN
+        for u in LINK_SEEN
+        for b in (False, True)
+    }
+    assert reached | {"stopped"} == set(typing.get_args(State))
 
 
 def test_driver_rules() -> None:
