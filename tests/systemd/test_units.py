@@ -43,7 +43,7 @@ def directives(unit: Path) -> dict[str, list[str]]:
     return out
 
 
-def verify(unit_text: str, name: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+def stub_copy(unit_text: str, name: str, tmp: Path) -> Path:
     bin_dir = tmp / "bin"
     bin_dir.mkdir(exist_ok=True)
     for exe in ("bustracker", "bustracker-agent"):
@@ -51,8 +51,12 @@ def verify(unit_text: str, name: str, tmp: Path) -> subprocess.CompletedProcess[
         (bin_dir / exe).chmod(0o755)
     copy = tmp / name
     copy.write_text(unit_text.replace(VENV_BIN, str(bin_dir)))
+    return copy
+
+
+def verify(unit_text: str, name: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [analyze(), "verify", "--man=no", str(copy)],
+        [analyze(), "verify", "--man=no", str(stub_copy(unit_text, name, tmp))],
         capture_output=True,
         text=True,
         timeout=30,
@@ -71,6 +75,20 @@ def test_the_units_exist() -> None:
 def test_systemd_analyze_verify(unit: Path, tmp_path: Path) -> None:
     r = verify(unit.read_text(), unit.name, tmp_path)
     assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_hardened_by_systemds_own_measure(unit: Path, tmp_path: Path) -> None:
+    # `systemd-analyze security` scores a unit's exposure from 0 (locked down) to 10;
+    # --threshold is in tenths and makes it exit 1 above it. 4.0 and below is "OK".
+    copy = stub_copy(unit.read_text(), unit.name, tmp_path)
+    r = subprocess.run(
+        [analyze(), "security", "--offline=yes", "--threshold=40", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
 
 
 def test_verify_would_catch_a_typo(tmp_path: Path) -> None:
