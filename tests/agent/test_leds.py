@@ -224,15 +224,16 @@ def test_software_blinker_switches_at_every_edge_and_goes_dark_on_close() -> Non
     leds.show("link", SOLID)
     with lines.changed:
         assert lines.changed.wait_for(lambda: len(lines.levels["gps"]) >= 6, WAIT)
-    before = len(lines.levels["gps"])
     leds.show("gps", SOLID)
+    with lines.changed:  # SOLID lights the LED (at once, or it was lit already)
+        assert lines.changed.wait_for(lambda: lines.levels["gps"][-1] is True, WAIT)
+        settled = len(lines.levels["gps"])
     time.sleep(0.25)  # longer than a FAST period: a blink still running would show
+    assert len(lines.levels["gps"]) == settled
     leds.close()
     gps = lines.levels["gps"]
     assert gps[0] is True and all(a != b for a, b in itertools.pairwise(gps))
-    # SOLID: lit (if it wasn't already), then dark at close; no blinking in between
-    # (one FAST edge may fall between counting and show()).
-    assert gps[-2:] == [True, False] and len(gps) - before <= 3
+    assert gps[settled:] == [False]  # dark at close
     assert lines.levels["link"] == [True, False] and lines.closed
 
 
