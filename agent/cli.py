@@ -152,6 +152,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """The installer's checklist (agent/doctor.py); exit 1 when any check failed."""
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    from agent import doctor
+
+    checks = doctor.run_checks(Path(args.config), os.environ, gps_wait_s=args.gps_wait)
+    if args.json:
+        print(json.dumps(doctor.as_json(checks), indent=1))
+    else:
+        print(doctor.as_text(checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     if args.action == "list":
@@ -193,6 +206,15 @@ def parser() -> argparse.ArgumentParser:
     ck.add_argument("--config", required=True)
     ck.add_argument("--json", action="store_true")
     ck.set_defaults(func=cmd_check)
+    dr = sub.add_parser(
+        "doctor", help="check this unit: config, GPS fix, time, disk, LEDs, server, token"
+    )
+    dr.add_argument("--config", required=True)
+    dr.add_argument("--json", action="store_true")
+    dr.add_argument(
+        "--gps-wait", type=float, default=15.0, help="seconds to wait for a fix (default 15)"
+    )
+    dr.set_defaults(func=cmd_doctor)
     sim = sub.add_parser("simulate", help="write an NMEA file of a plausible bus route")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--duration", type=int, required=True, help="seconds")

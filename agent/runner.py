@@ -6,8 +6,9 @@ main thread      every ``status.interval_s``: one ``StatusSnapshot`` of what the
                  runner knows (state, GPS, uplink, counts, the health check), handed
                  to every status sink (agent/status/: the status file, systemd).
                  The health check is the runner's: the capture thread alive and
-                 still looping, the uplink thread alive; systemd's watchdog is fed
-                 only while it passes.
+                 still looping, the buffer writable (the last insert committed and
+                 the file still open for writing), the uplink thread alive;
+                 systemd's watchdog is fed only while it passes.
 
 States, first match wins: config_error (no usable token), auth_error (token
 refused), starting (no fix yet, just started), no_fix (no valid fix for
@@ -21,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import signal
 import threading
 import time
@@ -135,6 +137,7 @@ class Runner:
         self.last_fix: Fix | None = None
         self.captured = 0
         self.capture_done = False  # a replay that reached its end
+        self.write_ok = True  # the capture thread's last buffer insert committed
         # A source yields at least every idle_s; this much silence means it is wedged.
         self.stale_after_s = max(10.0, 5 * settings.gps.idle_s)
         self.buffer = self.open_buffer()  # main thread's view
@@ -180,7 +183,13 @@ class Runner:
         ctx = Context(now=datetime.now(UTC), clock_synced=self.clock())
         verdict = self.pipeline.feed(fix, ctx)
         if verdict.fix is not None:
-            buffer.add(verdict.fix)  # captured once this returns: the commit is done
+            try:
+                buffer.add(verdict.fix)  # captured once this returns: the commit is done
+            except Exception:
+                # The source keeps yielding, so the loop looks alive: say so here.
+                self.write_ok = False
+                raise
+            self.write_ok = True
             with self._lock:
                 self.captured += 1
                 self.last_fix = verdict.fix
@@ -248,7 +257,13 @@ class Runner:
         capture, uplink = self._threads
         stale = time.monotonic() - self.beat > self.stale_after_s
         capture_ok = self.capture_done or (capture.is_alive() and not stale)
-        return capture_ok and uplink.is_alive()
+        return capture_ok and self.buffer_writable() and uplink.is_alive()
+
+    def buffer_writable(self) -> bool:
+        """The last insert committed, and the file can still be written (a card the
+        kernel remounted read-only after I/O errors fails this before any insert)."""
+        path = self.settings.buffer.path
+        return self.write_ok and (not path.exists() or os.access(path, os.W_OK))
 
     # -- main loop ------------------------------------------------------------------------
 

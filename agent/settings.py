@@ -126,6 +126,23 @@ class StatusSettings:
     no_fix_after_s: float = _opt(10.0, lo=0, lo_open=True)
 
 
+LedBackend = Literal["none", "sysfs", "gpiod"]
+
+
+@dataclass(frozen=True, slots=True)
+class LedSettings:
+    """The two status LEDs (agent/status/leds/): which backend, and which LED is which."""
+
+    backend: LedBackend = "none"
+    # sysfs: LED names under sysfs_root (e.g. a gpio-leds overlay's "bt-gps");
+    # gpiod: GPIO line names or offsets on ``chip``.
+    gps: str = "bt-gps"
+    link: str = "bt-link"
+    sysfs_root: Path = Path("/sys/class/leds")
+    chip: Path = Path("/dev/gpiochip0")
+    active_low: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -134,6 +151,7 @@ class Settings:
     filter: FilterSettings = field(default_factory=FilterSettings)
     upload: UploadSettings = field(default_factory=UploadSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
+    leds: LedSettings = field(default_factory=LedSettings)
 
     @property
     def status_path(self) -> Path:
@@ -341,6 +359,7 @@ def redacted(settings: Settings) -> dict[str, dict[str, Any]]:
         ("filter", settings.filter),
         ("upload", settings.upload),
         ("status", settings.status),
+        ("leds", settings.leds),
     ):
         out[name] = {
             f.name: (str(v) if isinstance(v := getattr(section, f.name), Path) else v)

@@ -4,8 +4,9 @@ A datagram to ``$NOTIFY_SOCKET`` (a leading ``@`` is the abstract namespace).
 ``READY=1`` goes once, after the first snapshot whose health check passed;
 ``WATCHDOG=1`` every half of ``WATCHDOG_USEC``, and only while the snapshot says
 healthy, so a wedged capture thread gets the unit restarted instead of being fed
-by a blind timer. ``STATUS=<state>`` rides along with both (``systemctl status``
-shows it); without a watchdog it goes whenever the state changes. ``STOPPING=1``
+by a blind timer. ``STATUS=<state>: gps <gps>, link <uplink>, <n> buffered``
+rides along with both (``systemctl status`` shows it); without a watchdog it
+goes whenever that line changes. ``STOPPING=1``
 once the runner says it is stopping, and nothing after it.
 """
 
@@ -25,6 +26,13 @@ SEND_TIMEOUT_S = 1.0
 def socket_address(notify_socket: str) -> str:
     """``$NOTIFY_SOCKET`` as ``socket.sendto`` wants it."""
     return "\0" + notify_socket[1:] if notify_socket.startswith("@") else notify_socket
+
+
+def status_line(snapshot: StatusSnapshot) -> str:
+    """What ``systemctl status`` shows: the state, then what each LED shows and the backlog."""
+    return (
+        f"{snapshot.state}: gps {snapshot.gps}, link {snapshot.uplink}, {snapshot.backlog} buffered"
+    )
 
 
 def watchdog_interval(environ: Mapping[str, str]) -> float | None:
@@ -74,7 +82,7 @@ class SystemdSink:
         )
         if snapshot.healthy and dog_due:
             lines.append("WATCHDOG=1")
-        status = f"STATUS={snapshot.state}"
+        status = f"STATUS={status_line(snapshot)}"
         if not lines and (self.watchdog_s is not None or status == self._last_status):
             return
         self._send("\n".join([*lines, status]))

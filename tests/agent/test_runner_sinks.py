@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
+import sqlite3
 import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from agent.buffer import Buffer
 from agent.fix import Fix
 from agent.runner import Runner
 from agent.status import ListSink, StatusFileSink, StatusSnapshot, default_sinks
@@ -26,7 +29,9 @@ from tests.agent.fake_server import FakeServer
 from tests.agent.test_runner import T0, WAIT, Running, settings
 from tests.services import free_port
 
+# "ok: gps fix, link ok, 0 buffered": what `systemctl status` shows.
 STATES = {"config_error", "auth_error", "starting", "no_fix", "buffering", "draining", "ok"}
+STATUS_LINE = rf"({'|'.join(STATES)}): gps \w+, link \w+, \d+ buffered"
 
 
 class TapSource:
@@ -163,15 +168,16 @@ def test_ready_watchdog_status_and_stopping(
     with Running(Runner(cfg, source=TapSource(flowing=True))):  # the default sinks
         got = [receive(notify)]
         while not (
-            sum("WATCHDOG" in m for m in got) >= 3 and any(m.get("STATUS") == "ok" for m in got)
+            sum("WATCHDOG" in m for m in got) >= 3
+            and any(m.get("STATUS", "").startswith("ok:") for m in got)
         ):
             got.append(receive(notify))
     got += the_rest(notify)
-    assert got[0]["READY"] == "1" and got[0]["STATUS"] in STATES
+    assert got[0]["READY"] == "1" and got[0]["STATUS"].split(":")[0] in STATES
     assert sum("READY" in m for m in got) == 1
     assert got[-1] == {"STOPPING": "1"}  # and nothing after it
     for m in got[1:-1]:
-        assert m["WATCHDOG"] == "1" and m["STATUS"] in STATES
+        assert m["WATCHDOG"] == "1" and re.fullmatch(STATUS_LINE, m["STATUS"])
 
 
 def test_a_failing_sink_stops_neither_the_file_nor_the_watchdog(
@@ -196,3 +202,76 @@ def test_a_failing_sink_stops_neither_the_file_nor_the_watchdog(
     assert len(said) == 2, said
     assert "publish failed: LED driver gone" in said[0]
     assert "close failed: no such device" in said[1]
+
+
+class WedgingSource(TapSource):
+    """Flows until ``wedge`` is set, then blocks inside the read without yielding:
+    a serial read or gpsd socket that hangs in the kernel."""
+
+    def __init__(self) -> None:
+        super().__init__(flowing=True)
+        self.wedge = threading.Event()
+        self.release = threading.Event()
+
+    def fixes(self, stop: threading.Event) -> Iterator[Fix | None]:
+        for item in super().fixes(stop):
+            if self.wedge.is_set():
+                self.release.wait()  # not ``stop``: a hung read doesn't notice it
+                self.wedge.clear()
+            yield item
+
+
+def test_watchdog_stops_while_the_gps_reader_is_stuck(
+    tmp_path: Path, server: FakeServer, notify: socket.socket
+) -> None:
+    cfg = settings(tmp_path, server.url)
+    src, memory = WedgingSource(), ListSink()
+    runner = Runner(cfg, source=src, sinks=[*default_sinks(cfg), memory])
+    # The real threshold is max(10 s, 5 x gps.idle_s); a test can't wait 10 s.
+    runner.stale_after_s = 0.5
+    with Running(runner):
+        got = [receive(notify) for _ in range(3)]
+        assert got[0]["READY"] == "1" and all(m["WATCHDOG"] == "1" for m in got)
+        wedged_at = datetime.now(UTC)
+        src.wedge.set()
+        # After the wedge: a loaded machine may already have missed a beat before it.
+        sick = memory.wait_for(lambda s: not s.healthy and s.at > wedged_at, WAIT)
+        assert sick is not None
+        # The systemd sink is published to before the ListSink, so everything sent
+        # for the healthy ticks before ``sick`` is queued by now: read it away.
+        the_rest(notify)
+        # Ten more ticks (10 x 50 ms, five watchdog periods): not one datagram.
+        n = len(memory.snapshots)
+        assert memory.wait_for(lambda s: len(memory.snapshots) >= n + 10, WAIT)
+        assert the_rest(notify) == []
+        assert not memory.wait_for(lambda s: s.healthy and s.at > sick.at, 0.2)
+        src.release.set()  # the read returns and fixes flow again
+        notify.settimeout(WAIT)
+        assert memory.wait_for(lambda s: s.healthy and s.at > sick.at, WAIT)
+        assert receive(notify)["WATCHDOG"] == "1"  # fed again once it loops again
+        assert not runner.capture_done  # recovered by looping, not by ending
+
+
+def test_unhealthy_while_the_buffer_cannot_be_written(
+    tmp_path: Path, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The source keeps yielding and the capture loop restarts after each failure,
+    # so only the failed insert itself can tell (the systemd sink acts on healthy).
+    cfg = settings(tmp_path, server.url, gps={"reconnect_delay_s": 0.1})
+    memory = ListSink()
+    runner = Runner(cfg, source=TapSource(flowing=True), sinks=[memory])
+    with Running(runner):
+        assert memory.wait_for(lambda s: s.healthy and s.captured > 0, WAIT)
+
+        # An SD card that fails every write (root ignores file modes, so the
+        # failure is made where SQLite would raise it).
+        def failing_add(self: object, fix: Fix) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(Buffer, "add", failing_add)
+        sick = memory.wait_for(lambda s: not s.healthy, WAIT)
+        assert sick is not None
+        assert not memory.wait_for(lambda s: s.healthy and s.at > sick.at, 0.3)
+        monkeypatch.undo()
+        # Healthy again with the first insert that commits after the restart.
+        assert memory.wait_for(lambda s: s.healthy and s.at > sick.at, WAIT)

@@ -43,6 +43,9 @@ SNAP = StatusSnapshot(
 )
 
 
+TAIL = ": gps fix, link backlog, 1834 buffered"  # SNAP's STATUS= line after the state
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -195,14 +198,14 @@ def test_watchdog_only_while_healthy(listener: tuple[socket.socket, str]) -> Non
     sink.publish(sick)
     assert queued(sock) == []  # not ready until the health check passes
     sink.publish(replace(SNAP, state="ok"))
-    assert queued(sock) == ["READY=1\nWATCHDOG=1\nSTATUS=ok"]
+    assert queued(sock) == ["READY=1\nWATCHDOG=1\nSTATUS=ok: gps fix, link backlog, 1834 buffered"]
     sink.publish(replace(SNAP, state="ok"))
     assert queued(sock) == []  # not due yet
     clock.now += 10
     sink.publish(sick)
     assert queued(sock) == []  # due, but a wedged agent must be restarted, not fed
     sink.publish(SNAP)
-    assert queued(sock) == ["WATCHDOG=1\nSTATUS=draining"]
+    assert queued(sock) == ["WATCHDOG=1\nSTATUS=draining: gps fix, link backlog, 1834 buffered"]
     sink.publish(replace(SNAP, stopping=True))
     clock.now += 10
     sink.publish(SNAP)
@@ -216,7 +219,11 @@ def test_without_watchdog_status_goes_on_change(listener: tuple[socket.socket, s
     assert sink is not None and sink.watchdog_s is None
     for state in ("starting", "starting", "ok", "ok", "no_fix"):
         sink.publish(replace(SNAP, state=state))  # type: ignore[arg-type]
-    assert queued(sock) == ["READY=1\nSTATUS=starting", "STATUS=ok", "STATUS=no_fix"]
+    assert queued(sock) == [
+        f"READY=1\nSTATUS=starting{TAIL}",
+        f"STATUS=ok{TAIL}",
+        f"STATUS=no_fix{TAIL}",
+    ]
     sink.close()
 
 
@@ -231,7 +238,7 @@ def test_ready_is_sent_again_when_it_could_not_be_delivered() -> None:
         sock.bind(address)
         sock.setblocking(False)
         sink.publish(SNAP)
-        assert queued(sock) == ["READY=1\nSTATUS=draining"]
+        assert queued(sock) == ["READY=1\nSTATUS=draining: gps fix, link backlog, 1834 buffered"]
         sink.close()
         sock.close()
     finally:

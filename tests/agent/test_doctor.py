@@ -1,0 +1,184 @@
+"""``bustracker-agent doctor`` against real things: gpsd (gpsfake) playing a route,
+the real server on loopback with a real device token, and the unit's own disk.
+
+The clock check asks the kernel (adjtimex) on a Pi; this machine's clock state
+isn't the test's to set, so those tests inject the answer, and the command-line
+test forces it with ``filter.system_clock``, which the check reports as forced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cli import main
+from agent.doctor import Check, as_text, gpsd_devices, run_checks
+from agent.simulate import write_route
+from tests.agent.conftest import GpsFake
+from tests.server.running import RunningServer, make_settings
+from tests.services import free_port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
+    running = RunningServer(make_settings(tmp_path_factory.mktemp("served"))).start()
+    _, token = running.add_device("bus 12")
+    yield running, token
+    running.stop()
+
+
+def write_config(tmp_path: Path, url: str, token: str | None, **sections: dict[str, Any]) -> Path:
+    tmp_path.mkdir(exist_ok=True)
+    if token is not None:
+        (tmp_path / "device-token").write_text(token + "\n")
+    data: dict[str, dict[str, Any]] = {
+        "server": {"url": url, "token_file": str(tmp_path / "device-token")},
+        "gps": {"port": free_port(), "connect_timeout_s": 0.2, "reconnect_delay_s": 0.1},
+        "buffer": {"path": str(tmp_path / "state" / "buffer.sqlite3")},
+        "upload": {"connect_timeout_s": 2, "read_timeout_s": 5},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in data.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    path = tmp_path / "agent.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in checks}
+
+
+def test_a_ready_unit_passes_every_check(
+    tmp_path: Path, server: tuple[RunningServer, str], gpsfake: GpsFake
+) -> None:
+    running, token = server
+    # With GSV, as receivers send: gpsd's satellite count comes from it.
+    start = datetime.now(UTC).replace(microsecond=0)
+    route = write_route(tmp_path / "route.nmea", 3, start, 600, gsv=True)
+    _, port = gpsfake(route, cycle=0.02)
+    cfg = write_config(tmp_path, running.url, token, gps={"port": port})
+    checks = run_checks(cfg, {}, gps_wait_s=10, clock_synced=lambda: True)
+    assert all(c.ok for c in checks), as_text(checks)
+    names = [c.name for c in checks]
+    assert names == [
+        "config", "gps device", "gps fix", "time", "disk", "leds", "token", "server", "token valid"
+    ]  # fmt: skip
+    found = by_name(checks)
+    assert found["gps fix"].detail.startswith(("3D fix", "2D fix"))
+    assert re.search(r"fix, \d+ satellites at", found["gps fix"].detail)
+    assert "HTTP 200" in found["token valid"].detail
+    assert "reading /dev/" in found["gps device"].detail  # gpsfake's pty, from DEVICES
+    assert as_text(checks).endswith("all checks passed")
+
+
+def test_refused_token_offline_server_and_no_gps(
+    tmp_path: Path, server: tuple[RunningServer, str]
+) -> None:
+    running, _ = server
+    cfg = write_config(tmp_path, running.url, "bt_not-a-real-token")
+    found = by_name(run_checks(cfg, {}, gps_wait_s=0.5, clock_synced=lambda: False))
+    assert not found["token valid"].ok and "HTTP 401" in found["token valid"].detail
+    assert "enrollment code" in found["token valid"].fix
+    assert found["server"].ok and found["token"].ok  # the file was read; the server said no
+    assert not found["gps device"].ok and "systemctl status gpsd" in found["gps device"].fix
+    assert not found["gps fix"].ok
+    assert not found["time"].ok and "chronyc sources" in found["time"].fix
+    cfg = write_config(tmp_path / "x", f"http://127.0.0.1:{free_port()}", None)
+    found = by_name(run_checks(cfg, {}, gps_wait_s=0.2, clock_synced=lambda: True))
+    assert not found["server"].ok and "modem" in found["server"].fix
+    assert not found["token"].ok and "bustracker-agent enroll" in found["token"].fix
+    assert not found["token valid"].ok
+
+
+def test_gpsd_without_a_receiver_is_not_a_missing_sky(
+    tmp_path: Path, server: tuple[RunningServer, str]
+) -> None:
+    # A real gpsd with no device: it answers clients, so only its DEVICES report
+    # tells an unplugged receiver from one that can't see the sky.
+    if shutil.which("gpsd") is None:
+        pytest.skip("gpsd not found: install the Debian package gpsd")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="gpsd-"))  # short: the control socket's sun_path
+    proc = subprocess.Popen(
+        ["gpsd", "-N", "-n", "-S", str(port), "-F", str(workdir / "ctl")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        running, token = server
+        cfg = write_config(tmp_path, running.url, token, gps={"port": port})
+        deadline = time.monotonic() + 10
+        while gpsd_devices("127.0.0.1", port, 0.5) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found = by_name(run_checks(cfg, {}, gps_wait_s=0.5, clock_synced=lambda: True))
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not found["gps device"].ok
+    assert "answers but has no receiver open" in found["gps device"].detail
+    assert "/etc/default/gpsd" in found["gps device"].fix
+
+
+def test_disk_too_small_and_missing_leds(tmp_path: Path, server: tuple[RunningServer, str]) -> None:
+    running, token = server
+    cfg = write_config(
+        tmp_path,
+        running.url,
+        token,
+        buffer={"max_mb": 1e12},  # a petabyte: no card has that free
+        leds={"backend": "sysfs", "sysfs_root": str(tmp_path / "no-leds")},
+    )
+    found = by_name(run_checks(cfg, {}, gps_wait_s=0.2, clock_synced=lambda: True))
+    assert not found["disk"].ok and "lower buffer.max_mb" in found["disk"].fix
+    assert not found["leds"].ok and "no LED 'bt-gps'" in found["leds"].detail
+
+
+def agent(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The command line's own entry point, in this process (a subprocess costs seconds)."""
+    code = main(list(args))
+    return code, capsys.readouterr().out
+
+
+def test_command_line_checklist_json_and_exit_code(
+    tmp_path: Path, server: tuple[RunningServer, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    running, token = server
+    cfg = write_config(tmp_path, running.url, token, filter={"system_clock": "synced"})
+    code, out = agent(capsys, "doctor", "--config", str(cfg), "--json", "--gps-wait", "0.3")
+    assert code == 1  # no gpsd here
+    doc = json.loads(out)
+    assert doc["ok"] is False
+    states = {c["name"]: c["ok"] for c in doc["checks"]}
+    assert states == {
+        "config": True, "gps device": False, "gps fix": False, "time": True, "disk": True,
+        "leds": True, "token": True, "server": True, "token valid": True,
+    }  # fmt: skip
+    assert all(set(c) == {"name", "ok", "detail", "fix"} for c in doc["checks"])
+    # The human form of the same checks (what the command prints without --json).
+    human = as_text([Check(**c) for c in doc["checks"]])
+    assert "[FAIL] gps device" in human and "-> is gpsd running" in human
+    assert human.endswith("2 of 9 checks failed")
+
+
+def test_bad_config_is_the_only_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text('[server]\nurl = "http://x"\n[upload]\nmax_batchh = 3\n')
+    code, out = agent(capsys, "doctor", "--config", str(cfg))
+    assert code == 1
+    assert "[FAIL] config" in out and "upload.max_batchh: unknown key" in out
+    assert "1 of 1 checks failed" in out
