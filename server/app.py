@@ -28,12 +28,15 @@ from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
 from server.openapi_docs import document
 from server.osmand_route import osmand
 from server.ratelimit import Limiter
+from server.routes_api import ROUTES as ROUTES_API
 from server.services import Services
 from server.sessions import login, refresh
 from server.settings import Settings
 from server.store import open_store
 from server.store.base import Maintenance, Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
+from server.transit import ROUTES as TRANSIT_ROUTES
+from server.transit import TransitCache
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +155,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             revoke_device,
             device_events,
             metrics_endpoint,
+            *ROUTES_API,
+            *TRANSIT_ROUTES,
         ],
         lifespan=[lifespan],
         plugins=[LivePlugin(svc)],
-        state=State({"services": svc, "metrics": metrics}),
+        state=State({"services": svc, "metrics": metrics, "transit": TransitCache()}),
         middleware=[LatencyMiddleware(metrics)],
         # Every route declares who may call it (server/access.py); this guard applies it.
         guards=[enforce_access],
