@@ -28,6 +28,7 @@ from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
 from server.openapi_docs import document
 from server.osmand_route import osmand
 from server.ratelimit import Limiter
+from server.rider import ROUTES as RIDER_ROUTES
 from server.routes_api import ROUTES as ROUTES_API
 from server.services import Services
 from server.sessions import login, refresh
@@ -37,6 +38,7 @@ from server.store.base import Maintenance, Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
 from server.transit import ROUTES as TRANSIT_ROUTES
 from server.transit import TransitCache
+from server.vendor import leaflet_file
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             metrics_endpoint,
             *ROUTES_API,
             *TRANSIT_ROUTES,
+            *RIDER_ROUTES,
+            leaflet_file,
         ],
         lifespan=[lifespan],
         plugins=[LivePlugin(svc)],

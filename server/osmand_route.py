@@ -109,7 +109,7 @@ async def osmand(request: Request[Any, Any, Any]) -> Response[Any]:
     settings = svc.settings
     query = [(str(k), str(v)) for k, v in request.query_params.multi_items()]
     if request.url.path == "/" and request.method == "GET" and not has_token(dict(query)):
-        return landing_page()
+        return landing_page(request)
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.limits.max_body_bytes:
         raise ApiError(413, f"body larger than {settings.limits.max_body_bytes} bytes")

@@ -102,13 +102,33 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _tile_url(raw: str) -> str:
+    if raw == "":
+        return raw  # no tiles: the map is a plain background
+    if raw.split(":", 1)[0] not in ("http", "https") or not all(
+        part in raw for part in ("{z}", "{x}", "{y}")
+    ):
+        raise ValueError(f"expected an http(s) URL with {{z}}, {{x}}, {{y}}, or empty; got {raw!r}")
+    return raw
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
 
-def _env(name: str, parse: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
-    """A field read from variable ``name`` (and ``name_FILE`` when ``secret``)."""
-    meta = {"env": name, "parse": parse, "secret": secret}
+def _env(
+    name: str,
+    parse: Callable[[str], Any],
+    default: Any,
+    *,
+    secret: bool = False,
+    empty: bool = False,
+) -> Any:
+    """A field read from variable ``name`` (and ``name_FILE`` when ``secret``).
+
+    ``empty``: a variable set to the empty string is a value (parsed), not unset.
+    """
+    meta = {"env": name, "parse": parse, "secret": secret, "empty": empty}
     if callable(default) and not isinstance(default, type):
         return field(default_factory=default, metadata=meta, repr=not secret)
     return field(default=default, metadata=meta, repr=not secret)
@@ -179,6 +199,13 @@ class HttpSettings:
 
     cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", _origins, ())
     log_level: str = _env("LOG_LEVEL", _log_level, "info")
+    # Map tiles of the rider app (and the console); empty: no tiles, a plain background.
+    map_tile_url: str = _env(
+        "MAP_TILE_URL", _tile_url, "https://tile.openstreetmap.org/{z}/{x}/{y}.png", empty=True
+    )
+    map_tile_attribution: str = _env(
+        "MAP_TILE_ATTRIBUTION", str, "© OpenStreetMap contributors", empty=True
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +256,7 @@ def variables() -> list[str]:
     return [f.metadata["env"] for _, f in _section_fields() if "env" in f.metadata]
 
 
-def _raw(env: Mapping[str, str], name: str, secret: bool) -> str | None:
+def _raw(env: Mapping[str, str], name: str, secret: bool, empty: bool = False) -> str | None:
     """``NAME``, or for a secret the contents of the file named by ``NAME_FILE``."""
     path = env.get(f"{name}_FILE") if secret else None
     if path:
@@ -238,6 +265,8 @@ def _raw(env: Mapping[str, str], name: str, secret: bool) -> str | None:
         except OSError as exc:
             raise ValueError(f"cannot read {path!r}: {exc.strerror}") from exc
     value = env.get(name)
+    if empty and value is not None and not value.strip():
+        return ""
     return value.strip() if value and value.strip() else None
 
 
@@ -252,7 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             continue
         name = meta["env"]
         try:
-            raw = _raw(env, name, meta["secret"])
+            raw = _raw(env, name, meta["secret"], meta["empty"])
             if raw is not None:
                 values.setdefault(section, {})[f.name] = meta["parse"](raw)
         except ValueError as exc:

@@ -35,12 +35,17 @@ EXPECTED: dict[Key, Access] = {
     ("POST", "/v1/auth/login"): "public",
     ("POST", "/v1/auth/refresh"): "public",
     ("GET", "/v1/live/public/stream"): "public",
+    ("GET", "/v1/live/public"): "public",
+    ("GET", "/rider/{name:path}"): "public",
+    ("GET", "/sw.js"): "public",
+    ("GET", "/manifest.webmanifest"): "public",
+    ("GET", "/vendor/leaflet/{name:str}"): "public",
     ("WS", "/ws/public"): "public",
     ("GET", "/v1/routes"): "public",
     ("GET", "/v1/routes/{route_id:str}"): "public",
     ("GET", "/v1/stops/near"): "public",
     ("GET", "/v1/stops/{stop_id:str}"): "public",
-    # GET / without a device id is the landing page: public in effect (see below).
+    # GET / without a device id is the rider app: public in effect (see below).
     ("GET", "/"): "device",
     ("POST", "/"): "device",
     ("GET", "/osmand"): "device",
