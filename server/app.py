@@ -21,6 +21,8 @@ from server.device_tokens import DeviceTokens
 from server.devices import create_device, list_devices, revoke_device, rotate_device
 from server.events import device_events
 from server.fleet import fleet_live
+from server.gtfs_rt.cache import FeedCache
+from server.gtfs_rt.route import ROUTES as GTFS_RT_ROUTES
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
@@ -159,12 +161,15 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             metrics_endpoint,
             *ROUTES_API,
             *TRANSIT_ROUTES,
+            *GTFS_RT_ROUTES,
             *RIDER_ROUTES,
             leaflet_file,
         ],
         lifespan=[lifespan],
         plugins=[LivePlugin(svc)],
-        state=State({"services": svc, "metrics": metrics, "transit": TransitCache()}),
+        state=State(
+            {"services": svc, "metrics": metrics, "transit": TransitCache(), "gtfs_rt": FeedCache()}
+        ),
         middleware=[LatencyMiddleware(metrics)],
         # Every route declares who may call it (server/access.py); this guard applies it.
         guards=[enforce_access],

@@ -39,12 +39,16 @@ class FeedIndex:
             k: [pt for _, pt in sorted(v)] for k, v in shapes.items()
         }
         self.first_departure: dict[str, int] = {}
+        self.last_arrival: dict[str, int] = {}
         route_stops: dict[str, dict[str, None]] = defaultdict(dict)  # ordered sets
         stop_routes: dict[str, dict[str, None]] = defaultdict(dict)
         for st in feed.stop_times:  # ordered by trip, then stop_sequence
             trip = self.trips[st.trip_id]
-            if st.trip_id not in self.first_departure and st.departure_s is not None:
-                self.first_departure[st.trip_id] = st.departure_s
+            # GTFS-RT's start_time is the first stop's arrival_time (validator rule E023).
+            if st.trip_id not in self.first_departure and st.arrival_s is not None:
+                self.first_departure[st.trip_id] = st.arrival_s
+            if st.arrival_s is not None:
+                self.last_arrival[st.trip_id] = st.arrival_s
             route_stops[trip.route_id][st.stop_id] = None
             stop_routes[st.stop_id][trip.route_id] = None
         self.route_stops = {r: list(s) for r, s in route_stops.items()}
@@ -97,22 +101,28 @@ class FeedIndex:
         """The run of ``trip_id`` under way at ``at``: the service day it started on.
 
         A trip may start on the previous service day and run past midnight
-        (times over 24:00:00), so yesterday is tried when today does not fit:
-        the latest start not after ``at`` on a day the service runs.
+        (times over 24:00:00), so yesterday is tried too. A run fits when ``at``
+        is within an hour of its scheduled span, on a day its service runs.
         """
         trip = self.trips.get(trip_id)
         first = self.first_departure.get(trip_id)
         if trip is None or first is None:
             return None
+        last = self.last_arrival.get(trip_id, first)
         local = at.astimezone(ZoneInfo(self.timezone))
+        slack = timedelta(hours=1)  # a bus on its way to the first stop, or running late
         for back in (0, 1):
             day = local.date() - timedelta(days=back)
             if not self.runs_on(trip.service_id, day):
                 continue
             # GTFS times count from noon minus 12 h, which is midnight except on DST days.
             noon = datetime(day.year, day.month, day.day, 12, tzinfo=local.tzinfo)
-            starts = noon - timedelta(hours=12) + timedelta(seconds=first)
-            if starts <= local + timedelta(hours=1) or back == 1:
+            base = noon - timedelta(hours=12)
+            if (
+                base + timedelta(seconds=first) - slack
+                <= local
+                <= base + timedelta(seconds=last) + slack
+            ):
                 hours, rest = divmod(first, 3600)
                 return TripStart(f"{day:%Y%m%d}", f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}")
         return None

@@ -45,6 +45,7 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/v1/routes/{route_id:str}"): "public",
     ("GET", "/v1/stops/near"): "public",
     ("GET", "/v1/stops/{stop_id:str}"): "public",
+    ("GET", "/gtfs-rt/vehicle-positions"): "public",
     # GET / without a device id is the rider app: public in effect (see below).
     ("GET", "/"): "device",
     ("POST", "/"): "device",
@@ -63,6 +64,7 @@ EXPECTED: dict[Key, Access] = {
     ("POST", "/v1/routes"): "operator",
     ("PATCH", "/v1/routes/{route_id:str}"): "operator",
     ("DELETE", "/v1/routes/{route_id:str}"): "operator",
+    ("GET", "/v1/gtfs-rt/problems"): "operator",
     ("POST", "/v1/devices"): "admin",
     ("POST", "/v1/devices/{device_id:int}/rotate"): "admin",
     ("POST", "/v1/devices/{device_id:int}/revoke"): "admin",

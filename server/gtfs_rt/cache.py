@@ -1,0 +1,99 @@
+"""The VehiclePositions feed encoded once per change and served as bytes to every request.
+
+A request only compares the live hub's change counter and the clock; the
+feed is rebuilt when vehicles changed (at most once a second, so every
+version gets a header second of its own: validator E017), when the oldest
+vehicle in it turns 90 s old, and at least every ``REFRESH_S`` (W007, W008).
+The header timestamp is raised in the store (``raise_watermark``) so that no
+replica publishes one lower than another already did (E018): D50.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf import json_format
+
+from server.gtfs_rt.feed import MAX_AGE_S, FeedVehicle, Problem, build, header_time
+from server.live.hub import Hub
+from server.store.base import Transit
+from server.transit import TransitCache
+from server.vehicle import RIDER_STATES
+
+REFRESH_S = 15.0
+MIN_INTERVAL_S = 1.0
+WATERMARK = "gtfs_rt_vehicle_positions"
+
+
+def feed_vehicles(hub: Hub) -> list[FeedVehicle]:
+    """The adapter from live state: public ids only; route from the device's ``route``.
+
+    Trips come with vehicle assignment (another branch): until then ``trip_id`` is None.
+    """
+    out = []
+    for vehicle in hub.vehicles.values():
+        pos = vehicle.pos
+        if not pos.in_service or vehicle.state not in RIDER_STATES:
+            continue
+        fix = pos.fix
+        out.append(FeedVehicle(vehicle.public_id, pos.name, fix.lat, fix.lon, fix.heading,
+                               fix.speed, fix.t, pos.route, None))  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    header_s: int
+    protobuf: bytes
+    json: bytes
+    problems: tuple[Problem, ...] = ()
+    entities: int = 0
+
+
+@dataclass
+class FeedCache:
+    encoded: Encoded | None = None
+    _hub_version: int = -1
+    _built_mono: float = 0.0
+    _due_mono: float = 0.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def _stale(self, hub: Hub, mono: float) -> bool:
+        if self.encoded is None:
+            return True
+        if mono - self._built_mono < MIN_INTERVAL_S:
+            return False
+        return hub.version != self._hub_version or mono >= self._due_mono
+
+    async def current(self, hub: Hub, transit: TransitCache, store: Transit) -> Encoded:
+        mono = time.monotonic()
+        if not self._stale(hub, mono):
+            assert self.encoded is not None
+            return self.encoded
+        async with self._lock:
+            if self._stale(hub, time.monotonic()):
+                await self._rebuild(hub, transit, store)
+        assert self.encoded is not None
+        return self.encoded
+
+    async def _rebuild(self, hub: Hub, transit: TransitCache, store: Transit) -> None:
+        version = hub.version
+        now = datetime.now(UTC)
+        vehicles = feed_vehicles(hub)
+        index = await transit.index(store)
+        floor = self.encoded.header_s if self.encoded else 0
+        header = await store.raise_watermark(WATERMARK, header_time(vehicles, now, floor))
+        message, problems = build(vehicles, index, now, header)
+        as_json: Any = json_format.MessageToJson(message, preserving_proto_field_name=True)
+        self.encoded = Encoded(header, message.SerializeToString(), as_json.encode(),
+                               tuple(problems), len(message.entity))  # fmt: skip
+        self._hub_version = version
+        self._built_mono = time.monotonic()
+        fresh = [v.t for v in vehicles if (now - v.t).total_seconds() <= MAX_AGE_S]
+        expires = min(fresh, default=now) + timedelta(seconds=MAX_AGE_S + 1) - now
+        due = REFRESH_S if not fresh else min(REFRESH_S, max(0.0, expires.total_seconds()))
+        self._due_mono = self._built_mono + due
