@@ -14,6 +14,7 @@ let route = "";
 let status = "connecting";
 let everything = false; // offline with no live data: show every last known bus
 const knownRoutes = new Map(); // route_id -> name
+const shortNames = new Map(); // route_id -> what the badge shows (GTFS short name)
 
 const map = new BusMap($("map"), {
   tiles: meta("bt-tiles"),
@@ -21,13 +22,23 @@ const map = new BusMap($("map"), {
   onStop: (id) => { location.hash = `#stop/${encodeURIComponent(id)}`; },
 });
 
+function distanceText(m) {
+  if (m < 1000) return t("distance_m", { n: Math.round(m) });
+  return t("distance_km", { n: (m / 1000).toLocaleString(language(), { maximumFractionDigits: 1 }) });
+}
+
+function badgeText(id) {
+  return shortNames.get(id) || id || "•";
+}
+
 function routeName(id) {
   return id ? t("route_n", { route: knownRoutes.get(id) || id }) : t("no_route");
 }
 
 function describe(bus, age, stale) {
   const text = t("bus_summary", { route: routeName(bus.route_id), label: bus.label, age: ageText(age) });
-  return stale ? `${text} (${t("stale")})` : text;
+  if (!stale) return text;
+  return `${text} (${t(everything ? "last_known" : "stale")})`;
 }
 
 function renderList(items) {
@@ -38,7 +49,7 @@ function renderList(items) {
     li.dataset.bus = bus.id;
     const badge = document.createElement("span");
     badge.className = "badge";
-    badge.textContent = bus.route_id || "•";
+    badge.textContent = badgeText(bus.route_id);
     badge.setAttribute("aria-hidden", "true");
     const text = document.createElement("span");
     text.className = "what";
@@ -76,7 +87,7 @@ function renderStatus(count) {
 
 function render() {
   const items = fleet.visible(route, Date.now(), everything);
-  map.show(items, describe);
+  map.show(items, describe, badgeText);
   renderList(items);
   renderStatus(items.length);
 }
@@ -123,16 +134,40 @@ const live = new Live({
   },
 });
 
+function stopLinks(stops) {
+  return stops.map((s) => {
+    const li = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = `#stop/${encodeURIComponent(s.stop_id)}`;
+    a.textContent = s.name;
+    li.append(a);
+    if (s.distance_m != null) li.append(` · ${distanceText(s.distance_m)}`);
+    return li;
+  });
+}
+
+function showRouteStops(id, stops) {
+  const title = $("route-stops-title");
+  const list = $("route-stops");
+  title.hidden = list.hidden = !stops.length;
+  title.textContent = stops.length ? t("route_stops", { route: routeName(id) }) : "";
+  list.replaceChildren(...stopLinks(stops));
+}
+
 async function chooseRoute(id) {
   route = id;
   live.setRoute(id);
   render();
+  showRouteStops(id, []);
   if (!id) return map.clearRoute();
   try {
     const { shapes, stops } = await transit.route(id);
-    if (route === id) map.showRoute(shapes, stops, (s) => t("stop_on_route", { name: s.name }));
+    if (route !== id) return;
+    map.showRoute(shapes, stops, (s) => t("stop_on_route", { name: s.name }));
+    // The same stops as links: the map's dots are not reachable by keyboard.
+    showRouteStops(id, stops);
   } catch {
-    map.clearRoute(); // no route data (yet): buses still show
+    map.clearRoute(); // no route data: the buses still show
   }
 }
 
@@ -157,33 +192,40 @@ async function findStops() {
     return say("stops_unavailable");
   }
   if (!stops.length) return say("no_stops");
-  list.replaceChildren(...stops.map((s) => {
-    const li = document.createElement("li");
-    const a = document.createElement("a");
-    a.href = `#stop/${encodeURIComponent(s.stop_id)}`;
-    a.textContent = s.name;
-    li.append(a);
-    if (s.distance_m != null) li.append(` · ${t("distance_m", { n: Math.round(s.distance_m) })}`);
-    return li;
-  }));
+  list.replaceChildren(...stopLinks(stops));
 }
 
-async function showStop(id) {
+let stopTimer = null;
+
+function arrivalText(bus) {
+  const known = fleet.buses.get(bus.id);
+  const age = known ? fleet.age(known) : (Date.now() - Date.parse(bus.t)) / 1000;
+  const parts = [routeName(bus.route_id), bus.label];
+  if (bus.distance_m != null) parts.push(distanceText(bus.distance_m));
+  parts.push(ageText(age));
+  return parts.join(" · ");
+}
+
+async function showStop(id, first = true) {
   $("live-view").hidden = true;
   $("stop-view").hidden = false;
   const title = $("stop-name");
   const list = $("arrivals");
-  title.textContent = id;
-  list.replaceChildren();
-  title.focus();
+  if (first) {
+    title.textContent = id;
+    list.replaceChildren();
+    title.focus();
+  }
+  clearTimeout(stopTimer);
+  // The buses coming change as they drive: read the stop again while it is shown.
+  stopTimer = setTimeout(() => showStop(id, false), 10000);
   try {
     const stop = await transit.stop(id);
     title.textContent = stop.name;
-    const rows = stop.coming.map((c) => {
+    const rows = stop.coming.map((bus) => {
       const li = document.createElement("li");
-      const when = c.eta_s == null ? "" : c.eta_s < 60 ? t("arrival_due")
-        : t("arrival_min", { n: Math.round(c.eta_s / 60) });
-      li.textContent = [routeName(c.route_id), c.label, when].filter(Boolean).join(" · ");
+      li.className = bus.state === "offline" ? "arrival stale" : "arrival";
+      li.textContent = arrivalText(bus);
       return li;
     });
     if (!rows.length) {
@@ -202,6 +244,7 @@ async function showStop(id) {
 function onHash() {
   const m = location.hash.match(/^#stop\/(.+)$/);
   if (m) return showStop(decodeURIComponent(m[1]));
+  clearTimeout(stopTimer);
   $("stop-view").hidden = true;
   $("live-view").hidden = false;
 }
@@ -231,7 +274,10 @@ async function main() {
   onHash();
   registerWorker();
   transit.routes().then((list) => {
-    for (const r of list) knownRoutes.set(r.route_id, r.name);
+    for (const r of list) {
+      knownRoutes.set(r.route_id, r.name);
+      if (r.short) shortNames.set(r.route_id, r.short);
+    }
     renderRoutes();
   }).catch(() => {});
   document.body.dataset.ready = language();

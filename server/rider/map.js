@@ -17,7 +17,7 @@ export class BusMap {
     this.routeLayer = L.layerGroup().addTo(this.map);
   }
 
-  show(items, describe) {
+  show(items, describe, badgeText) {
     if (!this.map) return;
     const seen = new Set();
     for (const { bus, age, stale } of items) {
@@ -38,7 +38,7 @@ export class BusMap {
         el.dataset.lat = String(bus.lat);
         el.dataset.lon = String(bus.lon);
         el.setAttribute("aria-label", describe(bus, age, stale));
-        el.firstChild.textContent = bus.route_id || "•";
+        el.firstChild.textContent = badgeText(bus.route_id);
       }
     }
     for (const [id, marker] of this.markers) {

@@ -20,6 +20,7 @@ function point(p) {
 export async function routes() {
   return listOf(await getJSON("/v1/routes"), "routes").map((r) => ({
     route_id: String(r.route_id ?? r.id),
+    short: r.short_name || "",
     name: [r.short_name, r.long_name].filter(Boolean).join(" · ") || String(r.route_id ?? r.id),
   }));
 }
@@ -47,12 +48,8 @@ export async function near(lat, lon, limit = 5) {
 
 export async function stop(stopId) {
   const body = await getJSON(`/v1/stops/${encodeURIComponent(stopId)}`);
-  const coming = listOf(body, "arrivals", "buses", "vehicles", "coming").map((a) => ({
-    route_id: a.route_id ?? a.route ?? "",
-    label: a.label ?? a.headsign ?? "",
-    eta_s: a.eta_s ?? (a.eta ? (Date.parse(a.eta) - Date.now()) / 1000 : null),
-    distance_m: a.distance_m,
-  }));
+  // Nearest first, each as riders see a bus (public id, label, route, distance, t, state).
+  const coming = listOf(body, "buses").map((bus) => ({ ...bus, route_id: bus.route_id ?? "" }));
   return { ...stopOf(body.stop ?? body), coming };
 }
 

@@ -19,9 +19,11 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from server.auth import hash_device_token, new_device_token
+from server.gtfs_import import import_feed
 from server.settings import RateLimit
 from server.store import open_store
 from tests.browser import screenshot
+from tests.server.gtfs_feeds import small_zip
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer, make_settings, run_async
 
@@ -39,6 +41,7 @@ BUSES = {
     "bus-r12": "11",  # moved to route 12 through the device API by its test
     "bus-stale": "5",
     "bus-lingua": "5",
+    "bus-stop": "R1",  # a GTFS route of the module's feed (tests/server/gtfs_feeds.py: SMALL)
 }
 
 
@@ -55,13 +58,18 @@ def rider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 @pytest.fixture(scope="module")
-def tokens(rider: RunningServer) -> dict[str, tuple[int, str]]:
-    """Each bus of BUSES registered: name -> (device id, token)."""
+def tokens(
+    rider: RunningServer, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[int, str]]:
+    """The small GTFS feed imported, and each bus of BUSES registered: name -> (id, token)."""
+    feed = tmp_path_factory.mktemp("feed") / "feed.zip"
+    feed.write_bytes(small_zip())
 
     async def register() -> dict[str, tuple[int, str]]:
         store = open_store(rider.settings.store.database_url, rider.settings.store.data_dir)
         await store.open()
         try:
+            await import_feed(store, feed)
             made = {}
             for name, route in BUSES.items():
                 token = new_device_token()
@@ -301,3 +309,44 @@ def test_an_italian_phone_gets_italian_and_english_on_request(
         assert italian.errors == []
     finally:
         italian.context.close()
+
+
+def test_nearest_stops_a_stop_page_and_a_routes_shape(
+    rider: RunningServer, tokens: dict[str, tuple[int, str]], browser: Browser
+) -> None:
+    # The rider stands by Lima (S2); bus-stop drives route R1 towards it.
+    send(rider, tokens["bus-stop"], 45.4830, 9.2135)
+    near_lima = Phone(
+        browser,
+        locale="en-GB",
+        permissions=["geolocation"],
+        geolocation={"latitude": 45.4801, "longitude": 9.2111},
+    )
+    try:
+        page = near_lima.open(rider.url + "/")
+        page.get_by_role("button", name="Find stops near me").click()
+        stops = page.locator("#stops li")
+        expect(stops.first).to_contain_text(re.compile(r"Lima · \d+ m away"), timeout=WAIT_MS)
+        assert stops.all_inner_texts()[1].startswith("Loreto")
+        page.get_by_role("link", name="Lima").click()
+        expect(page.locator("#stop-name")).to_have_text("Lima", timeout=WAIT_MS)
+        expect(page.locator("#stop-name")).to_be_focused()
+        coming = page.locator("#arrivals li")
+        expect(coming).to_have_count(1, timeout=WAIT_MS)
+        expect(coming.first).to_contain_text(
+            re.compile(r"Route 1 · Loreto - Porta Venezia · bus-stop · \d+ m away · updated")
+        )
+        expect(page.locator("#live-view")).to_be_hidden()
+        screenshot(page, "rider-stop-page")
+        page.get_by_role("link", name="Back to the map").click()
+        expect(page.locator("#live-view")).to_be_visible()
+
+        # The route's shape and its stops on the map, and the stops as links.
+        page.get_by_label("Route", exact=True).select_option("R1")
+        expect(page.locator("path.leaflet-interactive")).to_have_count(4, timeout=WAIT_MS)
+        expect(page.locator("#route-stops a")).to_have_text(["Loreto", "Lima", "Porta Venezia"])
+        expect(marker(page, "bus-stop")).to_be_visible()
+        screenshot(page, "rider-route-shape")
+        assert near_lima.errors == []
+    finally:
+        near_lima.context.close()
