@@ -33,6 +33,8 @@ from server.gtfs.model import (
 from server.vehicle import distance_m
 
 MAX_PROBLEMS = 50
+# Where a trip's service_id must be defined (the name problems give it).
+_SERVICES = "calendar.txt or calendar_dates.txt"
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _REQUIRED_FILES = ("agency.txt", "stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
 _COLUMNS = {
@@ -255,7 +257,7 @@ def _parse(reader: _Reader, check: _Checker) -> Feed | None:
     calendars, dates = _calendars(reader, check)
     shapes = _shapes(reader, check)
     if check.broken & {"calendar.txt", "calendar_dates.txt"}:
-        check.broken.add("services")
+        check.broken.add(_SERVICES)
     trips = _trips(reader, check)
     stop_times = _stop_times(reader, check)
     _close_stops(stops, check)
@@ -335,7 +337,7 @@ def _calendars(reader: _Reader, check: _Checker) -> tuple[list[Calendar], list[C
     if reader.has("calendar.txt"):
         seen: dict[str, int] = {}
         for line, row in reader.rows("calendar.txt"):
-            check.known.setdefault("services", set()).add(row["service_id"])
+            check.known.setdefault(_SERVICES, set()).add(row["service_id"])
             if not _unique(check, "calendar.txt", line, "service_id", row["service_id"], seen):
                 continue
             bad_days = [d for d in _DAYS if row[d] not in ("0", "1")]
@@ -351,7 +353,7 @@ def _calendars(reader: _Reader, check: _Checker) -> tuple[list[Calendar], list[C
     if reader.has("calendar_dates.txt"):
         pairs: dict[str, int] = {}
         for line, row in reader.rows("calendar_dates.txt"):
-            check.known.setdefault("services", set()).add(row["service_id"])
+            check.known.setdefault(_SERVICES, set()).add(row["service_id"])
             on = _date(check, "calendar_dates.txt", line, row, "date")
             kind = row["exception_type"]
             if kind not in ("1", "2"):
@@ -393,7 +395,7 @@ def _trips(reader: _Reader, check: _Checker) -> list[Trip]:
             continue
         ok = check.refers("trips.txt", line, "route_id", row["route_id"], "routes.txt")
         service = row["service_id"]
-        if not check.refers("trips.txt", line, "service_id", service, "services"):
+        if not check.refers("trips.txt", line, "service_id", service, _SERVICES):
             ok = False
         shape = row.get("shape_id") or None
         if shape is not None and not check.refers(
