@@ -168,7 +168,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         lifespan=[lifespan],
         plugins=[LivePlugin(svc)],
         state=State(
-            {"services": svc, "metrics": metrics, "transit": TransitCache(), "gtfs_rt": FeedCache()}
+            {
+                "services": svc,
+                "metrics": metrics,
+                "transit": TransitCache(),
+                "gtfs_rt": FeedCache(settings.live.gtfs_rt_max_age_s),
+            }
         ),
         middleware=[LatencyMiddleware(metrics)],
         # Every route declares who may call it (server/access.py); this guard applies it.

@@ -65,6 +65,13 @@ def parse_rate(raw: str) -> RateLimit:
     return RateLimit(int(m.group(1)), _PER[m.group(2)])
 
 
+def _positive_duration(raw: str) -> int:
+    seconds = parse_duration(raw)
+    if seconds < 1:
+        raise ValueError(f"must be at least 1s, got {raw!r}")
+    return seconds
+
+
 def _integer(minimum: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         try:
@@ -191,6 +198,10 @@ class LiveSettings:
         "REDIS_URL", _url("redis", "rediss", hint="redis://host:port/db"), None, secret=True
     )
     offline_after_s: int = _env("OFFLINE_AFTER", parse_duration, 120)
+    # GTFS-Realtime VehiclePositions (docs/gtfs.md): vehicles older than this are left out,
+    # and how long a CDN or consumer may keep one answer.
+    gtfs_rt_max_age_s: int = _env("GTFS_RT_MAX_AGE", _positive_duration, 90)
+    gtfs_rt_cache_s: int = _env("GTFS_RT_CACHE", parse_duration, 5)
 
 
 @dataclass(frozen=True, slots=True)

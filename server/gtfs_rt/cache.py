@@ -3,7 +3,7 @@
 A request only compares the live hub's change counter and the clock; the
 feed is rebuilt when vehicles changed (at most once a second, so every
 version gets a header second of its own: validator E017), when the oldest
-vehicle in it turns 90 s old, and at least every ``REFRESH_S`` (W007, W008).
+vehicle in it turns GTFS_RT_MAX_AGE old, and at least every ``REFRESH_S`` (W007, W008).
 The header timestamp is raised in the store (``raise_watermark``) so that no
 replica publishes one lower than another already did (E018): D50.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,6 +57,8 @@ class Encoded:
 
 @dataclass
 class FeedCache:
+    max_age_s: int = MAX_AGE_S  # GTFS_RT_MAX_AGE
+    clock: Callable[[], float] = time.monotonic
     encoded: Encoded | None = None
     _hub_version: int = -1
     _built_mono: float = 0.0
@@ -70,12 +73,12 @@ class FeedCache:
         return hub.version != self._hub_version or mono >= self._due_mono
 
     async def current(self, hub: Hub, transit: TransitCache, store: Transit) -> Encoded:
-        mono = time.monotonic()
+        mono = self.clock()
         if not self._stale(hub, mono):
             assert self.encoded is not None
             return self.encoded
         async with self._lock:
-            if self._stale(hub, time.monotonic()):
+            if self._stale(hub, self.clock()):
                 await self._rebuild(hub, transit, store)
         assert self.encoded is not None
         return self.encoded
@@ -85,15 +88,22 @@ class FeedCache:
         now = datetime.now(UTC)
         vehicles = feed_vehicles(hub)
         index = await transit.index(store)
-        floor = self.encoded.header_s if self.encoded else 0
-        header = await store.raise_watermark(WATERMARK, header_time(vehicles, now, floor))
-        message, problems = build(vehicles, index, now, header)
+        last = self.encoded
+        header = header_time(vehicles, now, last.header_s if last else 0)
+        message, problems = build(vehicles, index, now, header, self.max_age_s)
+        same_second = last is not None and header == last.header_s
+        if same_second and last is not None and message.SerializeToString() != last.protobuf:
+            header += 1  # new content within the second of the last: a header of its own (E017)
+        published = await store.raise_watermark(WATERMARK, header)
+        if published != message.header.timestamp:
+            message, problems = build(vehicles, index, now, published, self.max_age_s)
+        header = published
         as_json: Any = json_format.MessageToJson(message, preserving_proto_field_name=True)
         self.encoded = Encoded(header, message.SerializeToString(), as_json.encode(),
                                tuple(problems), len(message.entity))  # fmt: skip
         self._hub_version = version
-        self._built_mono = time.monotonic()
-        fresh = [v.t for v in vehicles if (now - v.t).total_seconds() <= MAX_AGE_S]
-        expires = min(fresh, default=now) + timedelta(seconds=MAX_AGE_S + 1) - now
+        self._built_mono = self.clock()
+        fresh = [v.t for v in vehicles if (now - v.t).total_seconds() <= self.max_age_s]
+        expires = min(fresh, default=now) + timedelta(seconds=self.max_age_s + 1) - now
         due = REFRESH_S if not fresh else min(REFRESH_S, max(0.0, expires.total_seconds()))
         self._due_mono = self._built_mono + due

@@ -1,7 +1,8 @@
 """Building a VehiclePositions FeedMessage from plain records. No I/O.
 
 Rules of the MobilityData gtfs-realtime-validator this builder keeps (RULES.md):
-E026/E027 (coordinates, bearing in range), E003/E004 (only trips and routes
+E026/E027 (coordinates, bearing in range), E028 (vehicles outside the
+feed's area are left out and reported), E003/E004 (only trips and routes
 the static feed has, when one is loaded), E029 (a vehicle more than 200 m off
 its trip's shape is published without the trip and reported), W004 (no
 unrealistic speed), W001/W002/W009 (timestamps, vehicle ids, the trip's
@@ -20,8 +21,9 @@ from google.transit import gtfs_realtime_pb2 as rt
 
 from server.gtfs.index import FeedIndex
 
-MAX_AGE_S = 90
+MAX_AGE_S = 90  # the default of GTFS_RT_MAX_AGE
 OFF_SHAPE_M = 200.0  # validator E029's TRIP_BUFFER_METERS
+AREA_BUFFER_M = 1609.0  # validator E028's REGION_BUFFER_METERS
 MAX_SPEED_MS = 26.0  # validator W004's threshold: faster is a bad fix, not a bus
 VERSION = "2.0"
 
@@ -75,10 +77,15 @@ def distance_to_shape_m(lat: float, lon: float, shape: list[tuple[float, float]]
 
 
 def build(
-    vehicles: Iterable[FeedVehicle], index: FeedIndex | None, now: datetime, header_s: int
+    vehicles: Iterable[FeedVehicle],
+    index: FeedIndex | None,
+    now: datetime,
+    header_s: int,
+    max_age_s: int = MAX_AGE_S,
 ) -> tuple[rt.FeedMessage, list[Problem]]:
-    """The FULL_DATASET message of the vehicles fresh at ``now``, stamped ``header_s``.
+    """The FULL_DATASET message of the vehicles at most ``max_age_s`` old at ``now``.
 
+    The message is stamped ``header_s``.
     ``header_s`` is the caller's (``cache``): at least every entity's timestamp.
     """
     message = rt.FeedMessage()
@@ -89,13 +96,19 @@ def build(
     seen: set[str] = set()
     for v in sorted(vehicles, key=lambda v: v.entity_id):
         age = (now - v.t).total_seconds()
-        if v.entity_id in seen or age > MAX_AGE_S or age < -60:
+        if v.entity_id in seen or age > max_age_s or age < -60:
             continue
         if (
             not (math.isfinite(v.lat) and math.isfinite(v.lon))
             or abs(v.lat) > 90
             or abs(v.lon) > 180
         ):
+            continue
+        if index is not None and not _in_area(v, index):
+            # E028: outside the agency's area (a bus off to a garage far away, or a bad fix).
+            problems.append(
+                Problem(v.entity_id, v.label, "outside_area", v.t, v.trip_id, v.route_id)
+            )
             continue
         seen.add(v.entity_id)
         entity = message.entity.add()
@@ -122,6 +135,16 @@ def build(
             if trip is None:
                 vp.trip.schedule_relationship = rt.TripDescriptor.UNSCHEDULED
     return message, problems
+
+
+def _in_area(v: FeedVehicle, index: FeedIndex) -> bool:
+    """Within AREA_BUFFER_M of the box around the feed's stops and shapes."""
+    if index.bounds is None:
+        return True
+    south, west, north, east = index.bounds
+    dlat = AREA_BUFFER_M / 111_195.0
+    dlon = dlat / max(0.01, math.cos(math.radians(v.lat)))
+    return south - dlat <= v.lat <= north + dlat and west - dlon <= v.lon <= east + dlon
 
 
 def _assignment(

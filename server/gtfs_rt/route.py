@@ -14,9 +14,11 @@ from server.http import ApiError, services
 from server.transit import transit_cache
 from server.vehicle import iso
 
-# Short, so a CDN in front absorbs the polling of many consumers while the feed
-# stays well inside W008's 65 s; consumers poll every 10-30 s.
-CACHE_CONTROL = "public, max-age=5"
+
+def cache_control(max_age_s: int) -> str:
+    """GTFS_RT_CACHE: short, so a CDN in front absorbs many consumers' polling while
+    the feed stays well inside W008's 65 s; consumers poll every 10-30 s."""
+    return f"public, max-age={max_age_s}" if max_age_s > 0 else "no-cache"
 
 
 async def _encoded(request: Request[Any, Any, Any]) -> Encoded:
@@ -45,7 +47,7 @@ async def vehicle_positions(
     encoded = await _encoded(request)
     headers = {
         "Last-Modified": formatdate(encoded.header_s, usegmt=True),
-        "Cache-Control": CACHE_CONTROL,
+        "Cache-Control": cache_control(services(request).settings.live.gtfs_rt_cache_s),
         "Vary": "Accept-Encoding",
     }
     if _not_modified(request, encoded.header_s):

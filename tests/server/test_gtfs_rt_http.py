@@ -98,7 +98,7 @@ def test_the_feed_without_a_static_feed(server: RunningServer) -> None:
 
 def test_caching_headers_and_304(server: RunningServer) -> None:
     message, r = fetch(server)
-    assert r.headers["cache-control"] == "public, max-age=5"
+    assert r.headers["cache-control"] == "public, max-age=5"  # GTFS_RT_CACHE
     modified = r.headers["last-modified"]
     stamp = datetime.strptime(modified, "%a, %d %b %Y %H:%M:%S GMT").replace(tzinfo=UTC)
     assert int(stamp.timestamp()) == message.header.timestamp
@@ -115,7 +115,7 @@ def test_with_a_static_feed_routes_are_checked_and_problems_listed(server: Runni
     post_fixes(server.url, token, fix(45.4830, 9.2135))
     message = wait_for(server, lambda m: any(e.vehicle.trip.route_id == "R1" for e in m.entity))
     check_rules(message)
-    assert message.header.timestamp >= previous  # E018
+    assert message.header.timestamp > previous  # E018, and E017: new content, new header
     by_label = {e.vehicle.vehicle.label: e.vehicle for e in message.entity}
     assert by_label["bus-r1"].trip.route_id == "R1"
     # Route "7" is not in the static feed now: published without it (E004), and reported.
