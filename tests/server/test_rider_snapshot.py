@@ -6,10 +6,17 @@ one when a bus moves, a short max-age, and nothing a rider may not see.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+from pathlib import Path
+
 import httpx
 
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer
+from tests.service_procs import _missing
+from tests.services import free_port
 
 PUBLIC_FIELDS = {"id", "label", "route", "route_id", "lat", "lon", "heading", "speed", "t", "state"}
 
@@ -58,3 +65,76 @@ def test_the_public_snapshot_is_cacheable_and_shows_only_buses_in_service(
     )
     assert patched.status_code == 200, patched.text
     assert [v["label"] for v in httpx.get(url).json()["vehicles"]] == ["bus-7"]
+
+
+NGINX = "/usr/sbin/nginx"
+NGINX_CONF = """
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+{user}
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    proxy_cache_path {dir}/cache keys_zone=riders:1m;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /v1/live/public {{
+            proxy_pass {upstream};
+            proxy_cache riders;
+            proxy_cache_revalidate on;
+            add_header X-Cache $upstream_cache_status;
+        }}
+    }}
+}}
+"""
+
+
+def test_nginx_answers_riders_from_its_cache_by_the_servers_own_headers(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """No cache rule of our own: nginx caches because the answer's headers allow it."""
+    if not Path(NGINX).exists():
+        _missing("nginx", "nginx")
+    _, token = server.add_device("bus-cached", route="5")
+    post_fixes(server.url, token, fix(45.4651, 9.1909))
+    port = free_port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            dir=tmp_path,
+            port=port,
+            upstream=server.url,
+            # As root, workers would switch to nobody, who cannot write the cache here.
+            user="user root;" if os.geteuid() == 0 else "",
+        )
+    )
+    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path)])
+    try:
+        url = f"http://127.0.0.1:{port}/v1/live/public"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                first = httpx.get(url)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        assert first.status_code == 200 and first.headers["x-cache"] == "MISS"
+        assert [v["label"] for v in first.json()["vehicles"]] == ["bus-cached"]
+        with httpx.Client() as rider:
+            answers = [rider.get(url) for _ in range(20)]
+        # Every one of them from nginx's copy, not from the server.
+        assert {a.headers["x-cache"] for a in answers} == {"HIT"}
+        assert {a.content for a in answers} == {first.content}
+        assert {a.headers["etag"] for a in answers} == {first.headers["etag"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
