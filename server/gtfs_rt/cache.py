@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import json_format
+from google.transit import gtfs_realtime_pb2 as rt
 
 from server.gtfs_rt.feed import MAX_AGE_S, FeedVehicle, Problem, build, header_time
 from server.live.hub import Hub
@@ -46,13 +47,26 @@ def feed_vehicles(hub: Hub) -> list[FeedVehicle]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Encoded:
     header_s: int
     protobuf: bytes
-    json: bytes
     problems: tuple[Problem, ...] = ()
     entities: int = 0
+    _json: bytes | None = None
+
+    async def json(self) -> bytes:
+        """The message as JSON, made on first ask and off the event loop: few consumers
+        want it, and protobuf's JSON printer takes seconds for 10,000 vehicles."""
+        if self._json is None:
+            self._json = await asyncio.to_thread(_to_json, self.protobuf)
+        return self._json
+
+
+def _to_json(protobuf: bytes) -> bytes:
+    message = rt.FeedMessage.FromString(protobuf)
+    text: Any = json_format.MessageToJson(message, preserving_proto_field_name=True)
+    return bytes(text.encode())
 
 
 @dataclass
@@ -74,7 +88,8 @@ class FeedCache:
 
     async def current(self, hub: Hub, transit: TransitCache, store: Transit) -> Encoded:
         mono = self.clock()
-        if not self._stale(hub, mono):
+        if not self._stale(hub, mono) or (self._lock.locked() and self.encoded is not None):
+            # Fresh, or a rebuild is under way: the last version until the new one is ready.
             assert self.encoded is not None
             return self.encoded
         async with self._lock:
@@ -90,17 +105,22 @@ class FeedCache:
         index = await transit.index(store)
         last = self.encoded
         header = header_time(vehicles, now, last.header_s if last else 0)
-        message, problems = build(vehicles, index, now, header, self.max_age_s)
+        # Off the event loop: 10,000 vehicles take a good part of a second to encode.
+        message, problems = await asyncio.to_thread(
+            build, vehicles, index, now, header, self.max_age_s
+        )
         same_second = last is not None and header == last.header_s
         if same_second and last is not None and message.SerializeToString() != last.protobuf:
             header += 1  # new content within the second of the last: a header of its own (E017)
         published = await store.raise_watermark(WATERMARK, header)
         if published != message.header.timestamp:
-            message, problems = build(vehicles, index, now, published, self.max_age_s)
+            message, problems = await asyncio.to_thread(
+                build, vehicles, index, now, published, self.max_age_s
+            )
         header = published
-        as_json: Any = json_format.MessageToJson(message, preserving_proto_field_name=True)
-        self.encoded = Encoded(header, message.SerializeToString(), as_json.encode(),
-                               tuple(problems), len(message.entity))  # fmt: skip
+        protobuf = await asyncio.to_thread(message.SerializeToString)
+        self.encoded = Encoded(header, protobuf, tuple(problems),
+                               len(message.entity))  # fmt: skip
         self._hub_version = version
         self._built_mono = self.clock()
         fresh = [v.t for v in vehicles if (now - v.t).total_seconds() <= self.max_age_s]

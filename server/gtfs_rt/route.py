@@ -53,7 +53,7 @@ async def vehicle_positions(
     if _not_modified(request, encoded.header_s):
         return Response(b"", status_code=304, headers=headers)
     if format == "json":
-        return Response(encoded.json, media_type="application/json", headers=headers)
+        return Response(await encoded.json(), media_type="application/json", headers=headers)
     return Response(encoded.protobuf, media_type="application/x-protobuf", headers=headers)
 
 
