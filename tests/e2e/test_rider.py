@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from server.auth import hash_device_token, new_device_token
+from server.auth import Principal, TokenIssuer, hash_device_token, new_device_token
 from server.gtfs_import import import_feed
 from server.settings import RateLimit
 from server.store import open_store
@@ -80,6 +80,14 @@ def tokens(
             await store.close()
 
     return run_async(register)
+
+
+def dispatcher(rider: RunningServer) -> dict[str, str]:
+    """An operator's access token, signed as the server signs them (no password hashing)."""
+    auth = rider.settings.auth
+    issuer = TokenIssuer(auth.jwt_secret, auth.jwt_access_expiry_s, auth.jwt_refresh_expiry_s)
+    token = issuer.issue(Principal(1, "dispatcher", "operator"), "access")
+    return {"Authorization": f"Bearer {token}"}
 
 
 class Phone:
@@ -170,6 +178,12 @@ def test_first_view_installs_stays_under_150_kB_and_starts_offline(
     assert total < FIRST_VIEW_LIMIT, biggest
     # Leaflet came from the server (the xstatic-leaflet package), not from a CDN.
     assert any(url == rider.url + "/vendor/leaflet/leaflet.js" for url, _ in phone.transferred)
+    # Read-only and public: nothing but the app's files and riders' reads was asked for.
+    asked = {url.removeprefix(rider.url).split("?")[0] for url, _ in phone.transferred}
+    public = re.compile(
+        r"^/($|rider/|vendor/leaflet/|sw\.js$|manifest\.webmanifest$|v1/live/public$|v1/routes|v1/stops/)"
+    )
+    assert {path for path in asked if path.startswith("/") and not public.match(path)} == set()
 
     phone.context.set_offline(True)
     try:
@@ -218,7 +232,7 @@ def test_buses_appear_move_and_the_route_filter_narrows_them(
     r = httpx.patch(
         f"{rider.url}/v1/devices/{tokens['bus-r12'][0]}",
         json={"route": "12"},
-        headers=rider.operator("operator"),
+        headers=dispatcher(rider),
     )
     assert r.status_code == 200, r.text
     expect(bus_row(page, "bus-r12")).to_contain_text("Route 12", timeout=WAIT_MS)
