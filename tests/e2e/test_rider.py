@@ -294,15 +294,16 @@ def test_an_italian_phone_gets_italian_and_english_on_request(
         expect(page.locator("h1")).to_have_text("Buses live")
 
         # Keyboard: every control in reading order, each with a name a screen reader says.
-        order: list[str] = []
+        page.evaluate(
+            """window.focusOrder = [];
+            document.addEventListener('focusin',
+              e => focusOrder.push(e.target.id || e.target.className))"""
+        )
         for _ in range(40):
             page.keyboard.press("Tab")
-            here = str(
-                page.evaluate("document.activeElement.id || document.activeElement.className")
-            )
-            if order and here == order[0]:
-                break
-            order.append(here)
+        order: list[str] = page.evaluate("focusOrder")
+        if "skip" in order[1:]:
+            order = order[: order.index("skip", 1)]  # once round the page is enough
         first = {name: order.index(name) for name in ("lang", "route", "near")}
         shows = [i for i, name in enumerate(order) if name == "show"]
         markers = [i for i, name in enumerate(order) if "bus-icon" in name]
