@@ -41,6 +41,7 @@ BUSES = {
     "bus-r12": "11",  # moved to route 12 through the device API by its test
     "bus-stale": "5",
     "bus-lingua": "5",
+    "bus-poll": "7",
     "bus-stop": "R1",  # a GTFS route of the module's feed (tests/server/gtfs_feeds.py: SMALL)
 }
 
@@ -270,6 +271,23 @@ def test_a_stale_bus_turns_grey_then_goes(
     page.clock.set_fixed_time(now_s + 130)
     expect(row).to_have_count(0, timeout=WAIT_MS)
     expect(marker(page, "bus-stale")).to_have_count(0)
+
+
+def test_without_the_websocket_the_snapshot_keeps_the_buses_coming(
+    rider: RunningServer, tokens: dict[str, tuple[int, str]], phone: Phone
+) -> None:
+    # A proxy that drops WebSockets: each one the page opens is closed at once.
+    phone.page.route_web_socket(re.compile(r"/ws/public"), lambda ws: ws.close())
+    send(rider, tokens["bus-poll"], 45.4660, 9.1950, age_s=20)
+    page = phone.open(rider.url + "/")
+    row = bus_row(page, "bus-poll")
+    # From GET /v1/live/public, aged by the answer's Date: about 20 s, not 0.
+    expect(row).to_contain_text(re.compile(r"updated ([2-5]\d|1\d\d) s ago"), timeout=WAIT_MS)
+    expect(page.locator("#status")).to_contain_text("Connection lost")
+    expect(marker(page, "bus-poll")).to_be_visible()
+    polled = [url for url, _ in phone.transferred if url.endswith("/v1/live/public")]
+    assert polled, "the page never asked for the snapshot"
+    screenshot(page, "rider-no-websocket")
 
 
 def test_an_italian_phone_gets_italian_and_english_on_request(
