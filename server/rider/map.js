@@ -75,7 +75,10 @@ export class BusMap {
       const dot = L.circleMarker([stop.lat, stop.lon], {
         radius: 6, color: "#0b4f94", weight: 2, fillColor: "#ffffff", fillOpacity: 1,
       }).addTo(this.routeLayer);
-      dot.bindTooltip(describeStop(stop));
+      // As text: stop names come from an imported feed, never to be read as HTML.
+      const label = document.createElement("span");
+      label.textContent = describeStop(stop);
+      dot.bindTooltip(label);
       dot.on("click", () => this.onStop(stop.stop_id));
       points.push([stop.lat, stop.lon]);
     }
