@@ -13,10 +13,20 @@ from pathlib import Path
 
 import httpx
 
+from server.auth import Principal, TokenIssuer
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer
 from tests.service_procs import _missing
 from tests.services import free_port
+
+
+def dispatcher(server: RunningServer) -> dict[str, str]:
+    """An operator's access token, signed as the server signs them (no password hashing)."""
+    auth = server.settings.auth
+    issuer = TokenIssuer(auth.jwt_secret, auth.jwt_access_expiry_s, auth.jwt_refresh_expiry_s)
+    token = issuer.issue(Principal(1, "dispatcher", "operator"), "access")
+    return {"Authorization": f"Bearer {token}"}
+
 
 PUBLIC_FIELDS = {"id", "label", "route", "route_id", "lat", "lon", "heading", "speed", "t", "state"}
 
@@ -61,7 +71,7 @@ def test_the_public_snapshot_is_cacheable_and_shows_only_buses_in_service(
     patched = httpx.patch(
         f"{server.url}/v1/devices/{nine.id}",
         json={"in_service": False},
-        headers=server.operator("operator"),
+        headers=dispatcher(server),
     )
     assert patched.status_code == 200, patched.text
     assert [v["label"] for v in httpx.get(url).json()["vehicles"]] == ["bus-7"]
