@@ -19,7 +19,7 @@ from server.gtfs.model import Route
 from server.http import ApiError, services
 from server.store.base import Conflict, Transit
 from server.store.gtfs_sql import ROUTE_FIELDS
-from server.transit import route_json
+from server.transit import RouteId, route_json
 
 MAX_BODY = 4096
 MAX_TEXT = 64
@@ -99,7 +99,7 @@ async def add_route(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]
 
 @patch("/v1/routes/{route_id:str}", tags=["transit"], summary="Change an operator's route",
        opt=access("operator"))  # fmt: skip
-async def update_route(request: Request[Any, Any, Any], route_id: str) -> dict[str, Any]:
+async def update_route(request: Request[Any, Any, Any], route_id: RouteId) -> dict[str, Any]:
     doc = _body(await request.body())
     if "route_id" in doc:
         raise ApiError(422, "route_id: cannot be changed")
@@ -117,7 +117,7 @@ async def update_route(request: Request[Any, Any, Any], route_id: str) -> dict[s
 
 @delete("/v1/routes/{route_id:str}", tags=["transit"], summary="Remove an operator's route",
         opt=access("operator"), status_code=204)  # fmt: skip
-async def delete_route(request: Request[Any, Any, Any], route_id: str) -> None:
+async def delete_route(request: Request[Any, Any, Any], route_id: RouteId) -> None:
     store = services(request).store
     await _own(store, route_id)
     if not await store.delete_route(route_id):

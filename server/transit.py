@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, get
-from litestar.params import FromQuery
+from litestar.params import FromQuery, Parameter
 
 from server.access import access
 from server.gtfs.index import FeedIndex
@@ -23,6 +23,11 @@ from server.store.base import Transit
 from server.vehicle import RIDER_STATES, distance_m, public_view
 
 MAX_NEAR = 50
+# GTFS ids are text of any reasonable length; bounding them gives a clear 400 (and lets
+# the schema say what is valid, so fuzzing finds invalid ids quickly).
+MAX_ID = 255
+RouteId = Annotated[str, Parameter(min_length=1, max_length=MAX_ID)]
+StopId = Annotated[str, Parameter(min_length=1, max_length=MAX_ID)]
 
 
 class TransitCache:
@@ -71,7 +76,7 @@ def _stop_json(stop: Any) -> dict[str, Any]:
 
 @get("/v1/routes/{route_id:str}", tags=["transit"], summary="A route with its shapes and stops",
      opt=access("public"))  # fmt: skip
-async def route_detail(request: Request[Any, Any, Any], route_id: str) -> dict[str, Any]:
+async def route_detail(request: Request[Any, Any, Any], route_id: RouteId) -> dict[str, Any]:
     svc = services(request)
     route = await svc.store.get_route(route_id)
     if route is None:
@@ -115,7 +120,7 @@ async def stops_near(
 
 @get("/v1/stops/{stop_id:str}", tags=["transit"], summary="A stop and the buses coming",
      opt=access("public"))  # fmt: skip
-async def stop_detail(request: Request[Any, Any, Any], stop_id: str) -> dict[str, Any]:
+async def stop_detail(request: Request[Any, Any, Any], stop_id: StopId) -> dict[str, Any]:
     index = await transit_cache(request).index(services(request).store)
     stop = index.stops.get(stop_id) if index else None
     if index is None or stop is None:
