@@ -178,3 +178,15 @@ def test_a_bad_map_tile_url_stops_start_up_naming_it() -> None:
     assert any(p.startswith("LOG_LEVEL") for p in problems)
     with pytest.raises(SettingsError, match="MAP_TILE_URL"):
         load_settings({"MAP_TILE_URL": "https://tiles.example.org/{z}/{x}.png"})
+
+
+def test_every_file_in_the_apps_folder_is_served_and_kept_offline() -> None:
+    """A module added to the folder but not to FILES would break the app offline."""
+    on_disk = {
+        str(p.relative_to(RIDER))
+        for p in RIDER.rglob("*")
+        if p.suffix in (".js", ".css", ".json") and p.name != "sw.js"
+    }
+    assert on_disk == set(files.FILES)
+    shell = files.rider_assets("", "")
+    assert {f"/rider/{name}" for name in on_disk} <= set(shell)
