@@ -1,4 +1,4 @@
-"""GTFS feeds for tests: a small one written here, and the shared ones in ../shared/gtfs."""
+"""GTFS feeds for tests (a small one written here, the shared ones in ../shared/gtfs); operators."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from server.auth import Principal, TokenIssuer
+from tests.server.running import RunningServer
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "gtfs"
 
@@ -70,3 +73,11 @@ def shared_feed(name: str) -> Path:
 def shared_zip(name: str) -> bytes:
     """A shared feed zipped the way an agency hands it over."""
     return zipped({f.name: f.read_bytes() for f in sorted(shared_feed(name).iterdir())})
+
+
+def operator_headers(server: RunningServer) -> dict[str, str]:
+    """An operator's access token, signed as the server signs them (no password hashing)."""
+    auth = server.settings.auth
+    issuer = TokenIssuer(auth.jwt_secret, auth.jwt_access_expiry_s, auth.jwt_refresh_expiry_s)
+    token = issuer.issue(Principal(1, "dispatcher", "operator"), "access")
+    return {"Authorization": f"Bearer {token}"}

@@ -17,7 +17,7 @@ from google.transit import gtfs_realtime_pb2 as rt
 
 from server.gtfs.parse import parse_feed
 from server.gtfs_rt.cache import WATERMARK
-from tests.server.gtfs_feeds import small_zip
+from tests.server.gtfs_feeds import operator_headers, small_zip
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer, make_settings
 
@@ -121,7 +121,7 @@ def test_with_a_static_feed_routes_are_checked_and_problems_listed(server: Runni
     # Route "7" is not in the static feed now: published without it (E004), and reported.
     assert not by_label["bus-7"].HasField("trip")
     problems = httpx.get(f"{server.url}/v1/gtfs-rt/problems",
-                         headers=server.operator("operator")).json()["problems"]  # fmt: skip
+                         headers=operator_headers(server)).json()["problems"]  # fmt: skip
     assert {(p["label"], p["kind"], p["route_id"]) for p in problems} == {
         ("bus-7", "unknown_route", "7")
     }

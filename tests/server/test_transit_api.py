@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from server.cli import main
-from tests.server.gtfs_feeds import shared_zip, small_zip
+from tests.server.gtfs_feeds import operator_headers, shared_zip, small_zip
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer, make_settings
 
@@ -94,7 +94,7 @@ def test_a_broken_feed_is_refused_naming_file_line_and_field(
 
 
 def test_operators_manage_their_routes_and_not_the_feeds(server: RunningServer) -> None:
-    op = server.operator("operator")
+    op = operator_headers(server)
     url = f"{server.url}/v1/routes"
     made = httpx.post(url, json={"route_id": "N7", "short_name": "N7", "color": "#00aa55"},
                       headers=op)  # fmt: skip
