@@ -19,6 +19,8 @@ from server.device_tokens import DeviceTokens
 from server.devices import create_device, list_devices, revoke_device, rotate_device
 from server.events import device_events
 from server.fleet import fleet_live
+from server.gtfs_rt.cache import FeedCache
+from server.gtfs_rt.route import ROUTES as GTFS_RT_ROUTES
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
@@ -26,12 +28,17 @@ from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
 from server.openapi_docs import document
 from server.osmand_route import osmand
 from server.ratelimit import Limiter
+from server.rider import ROUTES as RIDER_ROUTES
+from server.routes_api import ROUTES as ROUTES_API
 from server.services import Services
 from server.sessions import login, refresh
 from server.settings import Settings
 from server.store import open_configured
 from server.store.base import Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
+from server.transit import ROUTES as TRANSIT_ROUTES
+from server.transit import TransitCache
+from server.vendor import leaflet_file
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +123,22 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             revoke_device,
             device_events,
             metrics_endpoint,
+            *ROUTES_API,
+            *TRANSIT_ROUTES,
+            *GTFS_RT_ROUTES,
+            *RIDER_ROUTES,
+            leaflet_file,
         ],
         lifespan=[lifespan],
         plugins=[live],
-        state=State({"services": svc, "metrics": metrics}),
+        state=State(
+            {
+                "services": svc,
+                "metrics": metrics,
+                "transit": TransitCache(),
+                "gtfs_rt": FeedCache(settings.live.gtfs_rt_max_age_s),
+            }
+        ),
         middleware=[LatencyMiddleware(metrics)],
         # Every route declares who may call it (server/access.py); this guard applies it.
         guards=[enforce_access],

@@ -222,6 +222,27 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
+def cmd_gtfs(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from server.gtfs_import import ImportRefused, import_feed
+
+    async def work(store: Store) -> int:
+        try:
+            info, warnings = await import_feed(store, Path(args.file))
+        except ImportRefused as exc:
+            raise CliError(str(exc)) from None
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        out = {"version": info.version, "routes": info.routes, "trips": info.trips,
+               "stops": info.stops, "warnings": list(warnings)}  # fmt: skip
+        text = f"imported {args.file}: {info.routes} routes, {info.trips} trips, {info.stops} stops"
+        _print(out, args.json, text)
+        return 0
+
+    return _with_store(settings, work)
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from server.demo import run_demo
 
@@ -266,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     for action in dsub.choices.values():
         action.add_argument("--json", action="store_true", help="machine-readable output")
     device.set_defaults(func=cmd_device)
+
+    gtfs = sub.add_parser("gtfs", help="the agency's static GTFS feed")
+    gsub = gtfs.add_subparsers(dest="action", required=True)
+    gimport = gsub.add_parser("import", help="check a GTFS zip and replace the stored feed with it")
+    gimport.add_argument("file", help="the feed, a .zip of GTFS .txt files")
+    gimport.add_argument("--json", action="store_true", help="machine-readable output")
+    gtfs.set_defaults(func=cmd_gtfs)
 
     user = sub.add_parser("user", help="operator accounts")
     usub = user.add_subparsers(dest="action", required=True)

@@ -2,7 +2,7 @@
 
 Traccar Client's default server URL is the host root, so ``/`` takes reports
 too: a request naming a device (``id`` or ``deviceid`` in the query), or any
-POST, is a report; a browser's ``GET /`` gets the landing page
+POST, is a report; a browser's ``GET /`` gets the rider app
 (``server/web.py``). Both paths run this one handler and one decoder. The
 route declares the ``device`` rule (``server/access.py``); the token is the
 ``id`` in the query or the body, so ingest's ``admit`` is what checks it.
@@ -101,7 +101,7 @@ async def mark_seen(svc: Services, admission: Admission, report: Report, now: da
     http_method=["GET", "POST"],
     status_code=200,
     tags=["telemetry"],
-    summary="Report in the OsmAnd protocol (Traccar Client); GET / without id: landing page",
+    summary="Report in the OsmAnd protocol (Traccar Client); GET / without id: the rider app",
     opt=access("device"),
 )
 async def osmand(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -109,7 +109,7 @@ async def osmand(request: Request[Any, Any, Any]) -> Response[Any]:
     settings = svc.settings
     query = [(str(k), str(v)) for k, v in request.query_params.multi_items()]
     if request.url.path == "/" and request.method == "GET" and not has_token(dict(query)):
-        return landing_page()
+        return landing_page(request)
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.limits.max_body_bytes:
         raise ApiError(413, f"body larger than {settings.limits.max_body_bytes} bytes")

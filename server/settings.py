@@ -65,6 +65,13 @@ def parse_rate(raw: str) -> RateLimit:
     return RateLimit(int(m.group(1)), _PER[m.group(2)])
 
 
+def _positive_duration(raw: str) -> int:
+    seconds = parse_duration(raw)
+    if seconds < 1:
+        raise ValueError(f"must be at least 1s, got {raw!r}")
+    return seconds
+
+
 def _integer(minimum: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         try:
@@ -128,13 +135,33 @@ def _port(raw: str) -> int:
     return value
 
 
+def _tile_url(raw: str) -> str:
+    if raw == "":
+        return raw  # no tiles: the map is a plain background
+    if raw.split(":", 1)[0] not in ("http", "https") or not all(
+        part in raw for part in ("{z}", "{x}", "{y}")
+    ):
+        raise ValueError(f"expected an http(s) URL with {{z}}, {{x}}, {{y}}, or empty; got {raw!r}")
+    return raw
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
 
-def _env(name: str, parse: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
-    """A field read from variable ``name`` (and ``name_FILE`` when ``secret``)."""
-    meta = {"env": name, "parse": parse, "secret": secret}
+def _env(
+    name: str,
+    parse: Callable[[str], Any],
+    default: Any,
+    *,
+    secret: bool = False,
+    empty: bool = False,
+) -> Any:
+    """A field read from variable ``name`` (and ``name_FILE`` when ``secret``).
+
+    ``empty``: a variable set to the empty string is a value (parsed), not unset.
+    """
+    meta = {"env": name, "parse": parse, "secret": secret, "empty": empty}
     if callable(default) and not isinstance(default, type):
         return field(default_factory=default, metadata=meta, repr=not secret)
     return field(default=default, metadata=meta, repr=not secret)
@@ -207,6 +234,10 @@ class LiveSettings:
         "REDIS_URL", _url("redis", "rediss", hint="redis://host:port/db"), None, secret=True
     )
     offline_after_s: int = _env("OFFLINE_AFTER", parse_duration, 120)
+    # GTFS-Realtime VehiclePositions (docs/gtfs.md): vehicles older than this are left out,
+    # and how long a CDN or consumer may keep one answer.
+    gtfs_rt_max_age_s: int = _env("GTFS_RT_MAX_AGE", _positive_duration, 90)
+    gtfs_rt_cache_s: int = _env("GTFS_RT_CACHE", parse_duration, 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +246,13 @@ class HttpSettings:
 
     cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", _origins, ())
     log_level: str = _env("LOG_LEVEL", _log_level, "info")
+    # Map tiles of the rider app (and the console); empty: no tiles, a plain background.
+    map_tile_url: str = _env(
+        "MAP_TILE_URL", _tile_url, "https://tile.openstreetmap.org/{z}/{x}/{y}.png", empty=True
+    )
+    map_tile_attribution: str = _env(
+        "MAP_TILE_ATTRIBUTION", str, "© OpenStreetMap contributors", empty=True
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +325,7 @@ def variables() -> list[str]:
     return [f.metadata["env"] for _, f in _section_fields() if "env" in f.metadata]
 
 
-def _raw(env: Mapping[str, str], name: str, secret: bool) -> str | None:
+def _raw(env: Mapping[str, str], name: str, secret: bool, empty: bool = False) -> str | None:
     """``NAME``, or for a secret the contents of the file named by ``NAME_FILE``."""
     path = env.get(f"{name}_FILE") if secret else None
     if path:
@@ -296,6 +334,8 @@ def _raw(env: Mapping[str, str], name: str, secret: bool) -> str | None:
         except OSError as exc:
             raise ValueError(f"cannot read {path!r}: {exc.strerror}") from exc
     value = env.get(name)
+    if empty and value is not None and not value.strip():
+        return ""
     return value.strip() if value and value.strip() else None
 
 
@@ -310,7 +350,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             continue
         name = meta["env"]
         try:
-            raw = _raw(env, name, meta["secret"])
+            raw = _raw(env, name, meta["secret"], meta["empty"])
             if raw is not None:
                 values.setdefault(section, {})[f.name] = meta["parse"](raw)
         except ValueError as exc:

@@ -143,6 +143,8 @@ def public_view(pos: LivePosition, vid: str, state: VehicleState) -> dict[str, A
         "id": vid,
         "label": pos.name,
         "route": pos.route,
+        # The rider app filters on it; the device's route until vehicles carry GTFS assignments.
+        "route_id": pos.route,
         "lat": fix.lat,
         "lon": fix.lon,
         "heading": fix.heading,

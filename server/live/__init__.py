@@ -14,6 +14,7 @@ from litestar.plugins import InitPluginProtocol
 from server.live.auth import install_log_redaction
 from server.live.bus import LiveBus
 from server.live.devices import live_stats, patch_device
+from server.live.snapshot import live_public
 from server.live.sse import live_public_stream, live_stream
 from server.live.ws import live_ws, live_ws_public
 from server.services import Services
@@ -31,7 +32,15 @@ class LivePlugin(InitPluginProtocol):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.extend(
-            [live_ws, live_ws_public, live_stream, live_public_stream, patch_device, live_stats]
+            [
+                live_ws,
+                live_ws_public,
+                live_stream,
+                live_public_stream,
+                live_public,
+                patch_device,
+                live_stats,
+            ]
         )
         app_config.state["live"] = self.bus
         # Lifespans are entered in list order (after the app's own, which opens

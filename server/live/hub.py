@@ -95,6 +95,9 @@ class Hub:
         # The installation's key, read from the store when the bus starts (None until then).
         self.public_key = public_key
         self.vehicles: dict[int, Vehicle] = {}
+        # Counts every change of ``vehicles``: readers that cache a rendering (the
+        # GTFS-Realtime feed) compare it instead of the vehicles themselves.
+        self.version = 0
         self._by_route: dict[str | None, set[int]] = {}
         self.clients: ClientIndex[ClientSession] = ClientIndex()
         self._events_sent: OrderedDict[int, None] = OrderedDict()
@@ -234,6 +237,7 @@ class Hub:
         )
         key = pos.device_id
         self.vehicles[key] = vehicle
+        self.version += 1
         if old is None or old.pos.route != pos.route:
             if old is not None:
                 members = self._by_route.get(old.pos.route)

@@ -5,6 +5,8 @@
   installation's values, heartbeats (``seen``) and events (SOS). No retention.
 - ``Positions``: the fixes, high-volume and time-bound: ingest, the live
   position of every device, tracks, nearby vehicles.
+- ``Transit``: the static GTFS feed and the one list of routes (GTFS routes and
+  operators' own), plus the watermarks the GTFS-Realtime feed never lets go back.
 - ``Maintenance``: keeping the store in shape (partitions, retention) and the
   figures /metrics shows (connection pool, group commit).
 
@@ -17,12 +19,13 @@ no partitions (``ensure_partitions`` returns ``[]``) and no pool
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
+from server.gtfs.model import Feed, FeedInfo, Route
 from server.model import (
     Device,
     DeviceSeen,
@@ -173,6 +176,40 @@ class Positions(Protocol):
         """Live positions within radius_m metres, nearest first."""
 
 
+class Transit(Protocol):
+    async def replace_feed(self, feed: Feed, version: str) -> FeedInfo:
+        """Make ``feed`` the stored static feed, atomically.
+
+        One transaction: readers see the old feed until it commits, and a
+        failure leaves the old feed whole. Routes with source ``gtfs`` are
+        replaced; operators' routes stay, unless the feed has one of the same
+        id, which then becomes the feed's (routes are one list).
+        """
+
+    async def feed_info(self) -> FeedInfo | None:
+        """The stored feed's version and counts; None before the first import."""
+
+    async def load_feed(self) -> Feed | None:
+        """The whole stored feed, every route included, read from one snapshot."""
+
+    async def list_routes(self) -> list[Route]:
+        """Every route, GTFS and operators', by route_id."""
+
+    async def get_route(self, route_id: str) -> Route | None: ...
+
+    async def add_route(self, route: Route) -> Route:
+        """Add an operator's route; raise Conflict when the id is taken."""
+
+    async def update_route(self, route_id: str, changes: Mapping[str, Any]) -> Route | None:
+        """Change fields (``gtfs_sql.ROUTE_FIELDS``) of an operator's route; None if no such."""
+
+    async def delete_route(self, route_id: str) -> bool:
+        """Remove an operator's route; False if there is none (GTFS routes are never removed)."""
+
+    async def raise_watermark(self, name: str, value: int) -> int:
+        """Store ``max(stored, value)`` under ``name`` atomically and return it."""
+
+
 class Maintenance(Protocol):
     async def ensure_partitions(
         self, now: datetime | None = None, *, days_behind: int = 2, days_ahead: int = 7
@@ -216,5 +253,5 @@ class Maintenance(Protocol):
         """Group commit's totals since the store was built (server/store/groups.py)."""
 
 
-class Store(Lifecycle, Registry, Positions, Maintenance, Protocol):
+class Store(Lifecycle, Registry, Positions, Transit, Maintenance, Protocol):
     """Everything a store holds; both stores implement all of it."""

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from server.gtfs.model import Feed, FeedInfo, Route
 from server.model import (
     Device,
     DeviceSeen,
@@ -22,7 +23,7 @@ from server.model import (
     Seen,
     User,
 )  # fmt: skip
-from server.store import pg_insert, pg_lock, pg_migrate, pg_partitions
+from server.store import pg_gtfs, pg_insert, pg_lock, pg_migrate, pg_partitions
 from server.store.base import (
     Conflict,
     Expired,
@@ -417,3 +418,40 @@ class PostgisStore:
             radius_m,
         )
         return [_ROWS.live(r) for r in rows]
+
+    # static GTFS and routes (server/store/pg_gtfs.py) ----------------------------------
+    async def replace_feed(self, feed: Feed, version: str) -> FeedInfo:
+        async with self._conn() as conn:
+            return await pg_gtfs.replace_feed(conn, feed, version)
+
+    async def feed_info(self) -> FeedInfo | None:
+        async with self._conn() as conn:
+            return await pg_gtfs.feed_info(conn)
+
+    async def load_feed(self) -> Feed | None:
+        async with self._conn() as conn:
+            return await pg_gtfs.load_feed(conn)
+
+    async def list_routes(self) -> list[Route]:
+        async with self._conn() as conn:
+            return await pg_gtfs.list_routes(conn)
+
+    async def get_route(self, route_id: str) -> Route | None:
+        async with self._conn() as conn:
+            return await pg_gtfs.get_route(conn, route_id)
+
+    async def add_route(self, route: Route) -> Route:
+        async with self._conn() as conn:
+            return await pg_gtfs.add_route(conn, route)
+
+    async def update_route(self, route_id: str, changes: Mapping[str, Any]) -> Route | None:
+        async with self._conn() as conn:
+            return await pg_gtfs.update_route(conn, route_id, changes)
+
+    async def delete_route(self, route_id: str) -> bool:
+        async with self._conn() as conn:
+            return await pg_gtfs.delete_route(conn, route_id)
+
+    async def raise_watermark(self, name: str, value: int) -> int:
+        async with self._conn() as conn:
+            return await pg_gtfs.raise_watermark(conn, name, value)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from server.gtfs.model import Feed, FeedInfo, Route
 from server.model import (
     Device,
     DeviceSeen,
@@ -32,7 +33,7 @@ from server.model import (
     Seen,
     User,
 )
-from server.store import sqlite_lock, sqlite_retention
+from server.store import sqlite_gtfs, sqlite_lock, sqlite_retention
 from server.store import sqlite_schema as schema
 from server.store.base import (
     Conflict,
@@ -394,3 +395,49 @@ class SqliteStore:
         ]
         ranked.sort(key=lambda item: (item[0], item[1]))
         return [p for dist, _, p in ranked if dist <= radius_m]
+
+    # static GTFS and routes (server/store/sqlite_gtfs.py) ------------------------------
+    async def replace_feed(self, feed: Feed, version: str) -> FeedInfo:
+        """On a connection of its own: a big feed takes a while, and meanwhile this
+        store's connection keeps answering reads (WAL); writers wait for the commit.
+        """
+        if self._executor is None:
+            raise RuntimeError("SqliteStore is not open")
+
+        def work() -> FeedInfo:
+            conn = schema.connect(self._path)
+            try:
+                return sqlite_gtfs.replace_feed(conn, feed, version)
+            finally:
+                conn.close()
+
+        try:
+            return await asyncio.to_thread(work)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in _UNAVAILABLE_CODES:
+                raise StoreUnavailable(f"SQLite unavailable: {exc}") from exc
+            raise
+
+    async def feed_info(self) -> FeedInfo | None:
+        return await self._run(sqlite_gtfs.feed_info)
+
+    async def load_feed(self) -> Feed | None:
+        return await self._run(sqlite_gtfs.load_feed)
+
+    async def list_routes(self) -> list[Route]:
+        return await self._run(sqlite_gtfs.list_routes)
+
+    async def get_route(self, route_id: str) -> Route | None:
+        return await self._run(lambda c: sqlite_gtfs.get_route(c, route_id))
+
+    async def add_route(self, route: Route) -> Route:
+        return await self._run(lambda c: sqlite_gtfs.add_route(c, route))
+
+    async def update_route(self, route_id: str, changes: Mapping[str, Any]) -> Route | None:
+        return await self._run(lambda c: sqlite_gtfs.update_route(c, route_id, changes))
+
+    async def delete_route(self, route_id: str) -> bool:
+        return await self._run(lambda c: sqlite_gtfs.delete_route(c, route_id))
+
+    async def raise_watermark(self, name: str, value: int) -> int:
+        return await self._run(lambda c: sqlite_gtfs.raise_watermark(c, name, value))

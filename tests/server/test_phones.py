@@ -48,7 +48,7 @@ def test_reports_at_the_root_url_and_a_page_for_browsers(any_server: RunningServ
         page = httpx.get(url)
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
-        assert "<h1>bustracker</h1>" in page.text
+        assert '<link rel="manifest" href="/manifest.webmanifest">' in page.text
     # A device that forgot its token is told so, at / as at /osmand.
     for path in ("/", "/osmand"):
         r = form(f"{any_server.url}{path}", lat=45.0, lon=9.0)

@@ -41,7 +41,7 @@ FLEET_FIELDS = [
     "last_seen",
     "state",
 ]
-PUBLIC_FIELDS = ["id", "label", "route", "lat", "lon", "heading", "speed", "t", "state"]
+PUBLIC_FIELDS = ["id", "label", "route", "route_id", "lat", "lon", "heading", "speed", "t", "state"]
 
 
 def ago(seconds: float) -> datetime:
@@ -181,6 +181,7 @@ def test_operator_streams_show_the_fleet_row_plus_in_service() -> None:
 def test_public_view_tells_riders_little() -> None:
     view = public_view(position(), "v0123456789abcdef", "online")
     assert list(view) == PUBLIC_FIELDS
+    assert view["route_id"] == view["route"]
     assert (view["id"], view["label"], view["route"], view["t"]) == (
         "v0123456789abcdef",
         "bus-7",

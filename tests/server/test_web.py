@@ -1,36 +1,40 @@
-"""``GET /`` in a real browser: the page a person gets at the server's address.
+"""``GET /``: a browser gets the rider app, a phone naming its device reports a fix.
 
-The same path takes Traccar Client's reports (``tests/server/test_phones.py``);
-a browser, naming no device, must get a readable page whose links work.
+The same path takes Traccar Client's reports (``tests/server/test_phones.py``).
+The page in a real browser is ``tests/e2e/test_rider.py``.
 """
 
 from __future__ import annotations
 
-from playwright.sync_api import Page
+import time
+from collections.abc import Callable
 
-from tests.browser import screenshot
+import httpx
+
 from tests.server.running import RunningServer
 
 
-def test_a_browser_at_the_root_gets_the_landing_page(server: RunningServer, page: Page) -> None:
-    response = page.goto(server.url + "/")
-    assert response is not None and response.status == 200
-    assert page.title() == "bustracker"
-    assert page.locator("h1").inner_text() == "bustracker"
-    assert "Traccar Client" in page.locator("body").inner_text()
-    shot = screenshot(page, "landing")
-    assert shot.stat().st_size > 0
-
-
-def test_the_landing_pages_status_link_shows_the_server_healthy(
-    server: RunningServer, page: Page
+def test_a_browser_at_the_root_gets_the_rider_app_with_the_tile_settings(
+    server_factory: Callable[..., RunningServer],
 ) -> None:
-    page.goto(server.url + "/")
-    with page.expect_navigation() as navigation:
-        page.get_by_role("link", name="/health").click()
-    assert page.url == server.url + "/health"
-    response = navigation.value
-    assert response is not None and response.status == 200
-    health = response.json()
-    assert health["status"] == "ok" and health["database"] == "ok"
-    screenshot(page, "landing-health")
+    server = server_factory()
+    r = httpx.get(server.url + "/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "<title>Buses live</title>" in r.text
+    assert (
+        '<meta name="bt-tiles" content="https://tile.openstreetmap.org/{z}/{x}/{y}.png">' in r.text
+    )
+    assert '<meta name="bt-attribution" content="© OpenStreetMap contributors">' in r.text
+    # A phone naming its device at the same address is a report, not a page view.
+    _, token = server.add_device("phone-root")
+    report = httpx.get(
+        server.url + "/",
+        params={"id": token, "timestamp": int(time.time()), "lat": 45.1, "lon": 9.1},
+    )
+    assert report.status_code == 200 and report.json()["accepted"] == 1, report.text
+
+    # MAP_TILE_URL set but empty: no tiles; the attribution text is escaped into the page.
+    plain = server_factory(map_tile_url="", map_tile_attribution='Tiles "Ours" & co')
+    page = httpx.get(plain.url + "/").text
+    assert '<meta name="bt-tiles" content="">' in page
+    assert '<meta name="bt-attribution" content="Tiles &quot;Ours&quot; &amp; co">' in page

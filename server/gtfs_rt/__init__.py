@@ -1,0 +1,1 @@
+"""GTFS-Realtime VehiclePositions: the pure builder (``feed``) and its encoded cache (``cache``)."""
