@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 from litestar import Response, get
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from server.access import access
@@ -21,9 +23,13 @@ from tests.server.running import RunningServer, make_settings
 SW_JS = "self.addEventListener('fetch', () => {});\n"
 
 
+# The server may set security headers itself (another branch does): nginx must not double them.
+SERVER_HEADERS = {"X-Content-Type-Options": "nosniff", "Strict-Transport-Security": "max-age=1"}
+
+
 @get("/sw.js", opt=access("public"), media_type="text/javascript")
 async def sw_js() -> Response[str]:
-    return Response(SW_JS, headers={"Cache-Control": "max-age=86400"})
+    return Response(SW_JS, headers={"Cache-Control": "max-age=86400", **SERVER_HEADERS})
 
 
 @get("/manifest.webmanifest", opt=access("public"), media_type="application/manifest+json")
@@ -33,7 +39,7 @@ async def manifest() -> Response[str]:
 
 @get("/console/app.js", opt=access("public"), media_type="text/javascript")
 async def console_js() -> Response[str]:
-    return Response("export {};\n", headers={"Cache-Control": "no-store"})
+    return Response("export {};\n", headers={"Cache-Control": "no-store", **SERVER_HEADERS})
 
 
 SECURITY_HEADERS = (
@@ -94,16 +100,19 @@ def test_service_worker_and_manifest_are_never_cached(client: httpx.Client, path
     assert r.status_code == 200
     # The server said max-age=86400; a phone honouring it would keep an old app for a day.
     assert r.headers.get_list("cache-control") == ["no-cache"]
-    # A location with caching rules must not lose the server-level security headers.
+    # A location with caching rules must not lose the server-level security headers, nor
+    # pass the server's own copies along beside nginx's.
     for name in SECURITY_HEADERS:
-        assert name in r.headers, name
+        assert len(r.headers.get_list(name)) == 1, name
+    assert r.headers["strict-transport-security"].startswith("max-age=31536000")
 
 
 def test_static_assets_are_cached_an_hour(client: httpx.Client) -> None:
     r = client.get("/console/app.js")
     assert r.status_code == 200
     assert r.headers.get_list("cache-control") == ["public, max-age=3600"]
-    assert "strict-transport-security" in r.headers
+    for name in SECURITY_HEADERS:
+        assert len(r.headers.get_list(name)) == 1, name
 
 
 def test_api_answers_keep_the_servers_own_caching(client: httpx.Client) -> None:
@@ -118,6 +127,23 @@ def test_websocket_upgrade_reaches_the_live_stream(proxied: tuple[Nginx, Running
     with connect(url, ssl=context, open_timeout=20) as ws:
         frame = ws.recv(timeout=20)
     assert '"type":"snapshot"' in str(frame).replace(" ", "")
+
+
+def test_riders_streams_are_capped_per_address(proxied: tuple[Nginx, RunningServer]) -> None:
+    nginx = proxied[0]
+    context = ssl.create_default_context(cafile=str(nginx.prefix / "fullchain.pem"))
+    url = nginx.https.replace("https://", "wss://") + "/ws/public"
+    with ExitStack() as stack:
+        # 20 per address, as the server's PUBLIC_STREAMS_PER_ADDRESS default.
+        for n in range(20):
+            try:
+                stack.enter_context(connect(url, ssl=context, open_timeout=20))
+            except Exception as exc:
+                log = (nginx.prefix / "error.log").read_text()[-3000:]
+                raise AssertionError(f"stream {n} refused: {exc!r}\n{log}") from exc
+        with pytest.raises(InvalidStatus) as refused:
+            connect(url, ssl=context, open_timeout=20)
+        assert refused.value.response.status_code == 503
 
 
 def test_metrics_stay_private(client: httpx.Client) -> None:
