@@ -132,6 +132,10 @@ def render(prefix: Path, upstreams: list[str]) -> Nginx:
     site = _replace(site, "/etc/nginx/ssl/privkey.pem", str(key))
     site = _replace(site, "/var/cache/nginx/bustracker", str(prefix / "cache"))
     site = _replace(site, "/var/www/certbot", str(prefix / "certbot"))
+    # nginx's header deadline includes the TLS handshake, and on this shared 2-core box a
+    # handshake has been seen to stall past 10 s (nginx then closes without an answer).
+    # The deadline itself is the server's HEADER_TIMEOUT, tested there.
+    site = _replace(site, "client_header_timeout 10s;", "client_header_timeout 60s;")
     (prefix / "bustracker.conf").write_text(site)
     temp = {
         name: prefix / "tmp" / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
