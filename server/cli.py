@@ -249,6 +249,32 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, buses=args.buses, host=args.host, port=args.port)
 
 
+def cmd_check_deployment(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from server.check_deployment import Target, report_line, run_checks, summary
+
+    token = args.device_token
+    if args.device_token_file:
+        token = Path(args.device_token_file).read_text().strip()
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    if args.username and not password:
+        raise CliError("--username needs the password on stdin (--password-stdin)")
+    target = Target(
+        url=args.url.rstrip("/"),
+        device_token=token,
+        username=args.username,
+        password=password,
+        ca_file=Path(args.ca_file) if args.ca_file else None,
+    )
+    results = []
+    for result in run_checks(target, settings):
+        results.append(result)
+        print(report_line(result), flush=True)
+    print(f"check-deployment: {summary(results)}")
+    return 1 if any(r.outcome == "FAIL" for r in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bustracker", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -274,6 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--once", action="store_true", help="one pass, then exit")
     worker.set_defaults(func=cmd_worker)
+    check = sub.add_parser(
+        "check-deployment", help="run the post-deployment checklist against a running server"
+    )
+    check.add_argument("url", help="the deployment's base URL, e.g. https://api.bustracker.com")
+    check.add_argument("--device-token", help="token of a test device, for the report checks")
+    check.add_argument("--device-token-file", help="read the test device's token from a file")
+    check.add_argument("--username", help="an operator (viewer is enough) for /v1/fleet/live")
+    check.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    check.add_argument("--ca-file", help="trust this CA certificate (staging, self-signed)")
+    check.set_defaults(func=cmd_check_deployment)
 
     device = sub.add_parser("device", help="bus units and their tokens")
     dsub = device.add_subparsers(dest="action", required=True)
