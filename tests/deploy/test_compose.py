@@ -112,6 +112,9 @@ def _target(volume: Any) -> str:
     return str(volume["target"]) if isinstance(volume, dict) else str(volume).split(":")[1]
 
 
+REQUIRED_SECRETS = {"DATABASE_URL", "REDIS_URL", "JWT_SECRET"}
+
+
 def _secret_variables() -> set[str]:
     return {f.metadata["env"] for _, f in section_fields() if f.metadata.get("secret")}
 
@@ -125,8 +128,13 @@ def test_secrets_reach_the_server_only_as_files(resolved: dict[str, Any]) -> Non
         # No secret in the environment itself, each one through a *_FILE the server reads...
         assert not secrets & set(env), name
         mounted = {f"/run/secrets/{s['source']}" for s in service["secrets"]}
+        # The ones every deployment has; the optional ones (SMTP, Sentry, a read replica)
+        # an operator adds the same way, and any given must be a mounted file too.
+        for secret in REQUIRED_SECRETS:
+            assert f"{secret}_FILE" in env, (name, secret)
         for secret in secrets:
-            assert env[f"{secret}_FILE"] in mounted, (name, secret)
+            if f"{secret}_FILE" in env:
+                assert env[f"{secret}_FILE"] in mounted, (name, secret)
     # ...from a file that exists in the operator's secrets/ directory, not in the file.
     for secret in resolved["secrets"].values():
         assert "/secrets/" in secret["file"]

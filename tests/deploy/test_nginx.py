@@ -18,23 +18,8 @@ from server.access import access
 from tests.deploy.nginx_proxy import Nginx, render
 from tests.server.running import RunningServer, make_settings
 
-# Stand-ins for the rider PWA's files (another branch serves the real ones): each answers
-# with the caching the server might choose, so the test sees nginx override it.
-SW_JS = "self.addEventListener('fetch', () => {});\n"
-
-
 # The server may set security headers itself (another branch does): nginx must not double them.
 SERVER_HEADERS = {"X-Content-Type-Options": "nosniff", "Strict-Transport-Security": "max-age=1"}
-
-
-@get("/sw.js", opt=access("public"), media_type="text/javascript")
-async def sw_js() -> Response[str]:
-    return Response(SW_JS, headers={"Cache-Control": "max-age=86400", **SERVER_HEADERS})
-
-
-@get("/manifest.webmanifest", opt=access("public"), media_type="application/manifest+json")
-async def manifest() -> Response[str]:
-    return Response('{"name": "bustracker"}', headers={"Cache-Control": "max-age=86400"})
 
 
 @get("/console/app.js", opt=access("public"), media_type="text/javascript")
@@ -53,7 +38,7 @@ SECURITY_HEADERS = (
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nginx, RunningServer]]:
     server = RunningServer(make_settings(tmp_path_factory.mktemp("data")))
-    server.extra_handlers = [sw_js, manifest, console_js]
+    server.extra_handlers = [console_js]
     server.start()
     port = server.url.rsplit(":", 1)[1]
     # Both upstream lines (the compose file's two API processes) point at the one server.
@@ -98,7 +83,7 @@ def test_health_passes_through_tls_with_security_headers(client: httpx.Client) -
 def test_service_worker_and_manifest_are_never_cached(client: httpx.Client, path: str) -> None:
     r = client.get(path)
     assert r.status_code == 200
-    # The server said max-age=86400; a phone honouring it would keep an old app for a day.
+    # nginx says no-cache itself: a phone keeping an old worker would keep an old app.
     assert r.headers.get_list("cache-control") == ["no-cache"]
     # A location with caching rules must not lose the server-level security headers, nor
     # pass the server's own copies along beside nginx's.
