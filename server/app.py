@@ -17,6 +17,7 @@ from litestar.openapi.config import OpenAPIConfig
 from server import __version__
 from server.access import DEPENDENCIES, access, enforce_access
 from server.auth import TokenIssuer
+from server.console import console_router
 from server.device_tokens import DeviceTokens
 from server.devices import create_device, list_devices, revoke_device, rotate_device
 from server.events import device_events
@@ -34,6 +35,8 @@ from server.settings import Settings
 from server.store import open_store
 from server.store.base import Maintenance, Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
+from server.trips_route import device_trips
+from server.vendor import leaflet_router, map_settings
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +155,11 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             revoke_device,
             device_events,
             metrics_endpoint,
+            # The web pages (docs/console.md)
+            device_trips,
+            map_settings,
+            leaflet_router(),
+            console_router(),
         ],
         lifespan=[lifespan],
         plugins=[LivePlugin(svc)],

@@ -106,6 +106,15 @@ def _origins(raw: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
 
+def _tile_url(raw: str) -> str:
+    # "none" turns tiles off (an empty variable means "unset": the default).
+    if raw.lower() in ("none", "off"):
+        return ""
+    if not raw.startswith(("http://", "https://", "/")) or "{z}" not in raw:
+        raise ValueError(f"expected a tile URL with {{z}}/{{x}}/{{y}}, or none; got {raw[:60]!r}")
+    return raw
+
+
 def _env(name: str, parse: Callable[[str], Any], default: Any, *, secret: bool = False) -> Any:
     """A field read from variable ``name`` (and ``name_FILE`` when ``secret``)."""
     meta = {"env": name, "parse": parse, "secret": secret}
@@ -179,6 +188,11 @@ class HttpSettings:
 
     cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", _origins, ())
     log_level: str = _env("LOG_LEVEL", _log_level, "info")
+    # The web pages' map tiles (Leaflet URL template); "none": a plain background.
+    map_tile_url: str = _env(
+        "MAP_TILE_URL", _tile_url, "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    )
+    map_attribution: str = _env("MAP_ATTRIBUTION", str, "&copy; OpenStreetMap contributors")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,201 @@
+// Every vehicle on one canvas above the map: a heading arrow (a dot without a heading),
+// coloured by state and staleness, gliding from where it is drawn to each new fix.
+// One path per colour per frame, so 10,000 vehicles cost a few fills, not 10,000 layers.
+/* global L */
+
+export const COLOURS = {
+  online: "#1b7a34", stale: "#a86400", offline: "#b3261e", no_gps: "#6b3fa0",
+  out_of_service: "#5f6368", auth_error: "#b3261e",
+};
+const STALE_AFTER_MS = 30000; // online, but its last fix is this old: amber
+const GLIDE_MAX_MS = 2000;
+
+export function colourKey(v, now = Date.now()) {
+  if (v.auth_error_at && v.state !== "online") return "auth_error";
+  if (v.state !== "online") return COLOURS[v.state] ? v.state : "offline";
+  const t = Date.parse(v.t || v.received_at || "");
+  return Number.isFinite(t) && now - t > STALE_AFTER_MS ? "stale" : "online";
+}
+
+function world(lat, lon) {
+  // Web Mercator at zoom 0 (0..256), so a zoom change is one multiplication.
+  const p = L.CRS.EPSG3857.latLngToPoint(L.latLng(lat, lon), 0);
+  return [p.x, p.y];
+}
+
+export const VehicleLayer = L.Layer.extend({
+  initialize(options = {}) {
+    this.items = new Map();
+    this.selected = null;
+    this.dimmed = false;
+    this.frames = 0;
+    this.glide = options.glide !== false;
+    this._raf = 0;
+  },
+
+  onAdd(map) {
+    this._canvas = L.DomUtil.create("canvas", "vehicle-canvas", map.getContainer());
+    this._ctx = this._canvas.getContext("2d");
+    map.on("move zoom viewreset resize zoomend", this.redraw, this);
+    map.on("zoomstart", this._hide, this);
+    map.on("click", this._click, this);
+    this._sweep = setInterval(() => this._recolour(), 1000);
+    this.redraw();
+  },
+
+  onRemove(map) {
+    map.off("move zoom viewreset resize zoomend", this.redraw, this);
+    map.off("zoomstart", this._hide, this);
+    map.off("click", this._click, this);
+    clearInterval(this._sweep);
+    cancelAnimationFrame(this._raf);
+    this._canvas.remove();
+  },
+
+  upsert(v) {
+    if (v.lat == null || v.lon == null) { this.remove(v.device_id); return; }
+    const now = performance.now();
+    const [x, y] = world(v.lat, v.lon);
+    let it = this.items.get(v.device_id);
+    if (!it) {
+      it = { id: v.device_id, x0: x, y0: y, x1: x, y1: y, t0: now, dur: 0, sx: NaN, sy: NaN };
+      this.items.set(v.device_id, it);
+    } else if (it.x1 !== x || it.y1 !== y) {
+      // Start from where it is drawn now: a newer fix cancels the glide under way.
+      const [cx, cy] = this._at(it, now);
+      const since = now - (it.fixAt || now);
+      Object.assign(it, { x0: cx, y0: cy, x1: x, y1: y, t0: now,
+        dur: this.glide ? Math.min(GLIDE_MAX_MS, Math.max(250, since)) : 0 });
+    }
+    it.fixAt = now;
+    it.heading = v.heading;
+    it.name = v.vehicle || v.name;
+    it.v = v;
+    it.colour = colourKey(v);
+    this.redraw();
+  },
+
+  remove(id) { if (this.items.delete(id)) this.redraw(); },
+
+  clear() { this.items.clear(); this.redraw(); },
+
+  select(id) { this.selected = id; this.redraw(); },
+
+  setDimmed(dimmed) { this.dimmed = dimmed; if (this._canvas) this._canvas.style.opacity = dimmed ? 0.35 : 1; },
+
+  // Where a vehicle is drawn (for tests and the detail view): [lat, lon] or null.
+  drawnAt(id) {
+    const it = this.items.get(id);
+    if (!it) return null;
+    const [x, y] = this._at(it, performance.now());
+    const ll = L.CRS.EPSG3857.pointToLatLng(L.point(x, y), 0);
+    return [ll.lat, ll.lng];
+  },
+
+  gliding() {
+    const now = performance.now();
+    for (const it of this.items.values()) if (now - it.t0 < it.dur) return true;
+    return false;
+  },
+
+  redraw() {
+    if (this._map && !this._raf) this._raf = requestAnimationFrame((t) => this._frame(t));
+  },
+
+  _at(it, now) {
+    if (!it.dur || now - it.t0 >= it.dur) return [it.x1, it.y1];
+    const k = (now - it.t0) / it.dur;
+    const e = k * (2 - k); // ease out: arrives gently
+    return [it.x0 + (it.x1 - it.x0) * e, it.y0 + (it.y1 - it.y0) * e];
+  },
+
+  _hide() { if (this._canvas) this._canvas.style.visibility = "hidden"; },
+
+  _recolour() {
+    const now = Date.now();
+    let changed = false;
+    for (const it of this.items.values()) {
+      const c = colourKey(it.v, now);
+      if (c !== it.colour) { it.colour = c; changed = true; }
+    }
+    if (changed) this.redraw();
+  },
+
+  _frame() {
+    this._raf = 0;
+    const map = this._map;
+    if (!map) return;
+    this.frames += 1;
+    const canvas = this._canvas;
+    canvas.style.visibility = "visible";
+    const size = map.getSize();
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(size.x * dpr) || canvas.height !== Math.round(size.y * dpr)) {
+      canvas.width = Math.round(size.x * dpr); canvas.height = Math.round(size.y * dpr);
+      canvas.style.width = `${size.x}px`; canvas.style.height = `${size.y}px`;
+    }
+    const ctx = this._ctx;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, size.x, size.y);
+    const scale = 2 ** map.getZoom();
+    const offset = map.getPixelOrigin().add(map.containerPointToLayerPoint([0, 0]));
+    const ox = offset.x, oy = offset.y, w = size.x, h = size.y;
+    const zoom = map.getZoom();
+    const r = zoom >= 14 ? 7 : zoom >= 11 ? 5 : 3.5;
+    const now = performance.now();
+    const paths = {};
+    const labels = [];
+    let moving = false;
+    for (const it of this.items.values()) {
+      const [x, y] = this._at(it, now);
+      if (it.dur && now - it.t0 < it.dur) moving = true;
+      const sx = x * scale - ox, sy = y * scale - oy;
+      it.sx = sx; it.sy = sy;
+      if (sx < -r * 2 || sy < -r * 2 || sx > w + r * 2 || sy > h + r * 2) continue;
+      const path = paths[it.colour] || (paths[it.colour] = new Path2D());
+      if (it.heading == null) {
+        path.moveTo(sx + r, sy); path.arc(sx, sy, r, 0, Math.PI * 2);
+      } else {
+        const a = (it.heading * Math.PI) / 180, s = Math.sin(a), c = Math.cos(a), l = r * 1.7;
+        path.moveTo(sx + s * l, sy - c * l);
+        path.lineTo(sx - s * r - c * r, sy + c * r - s * r);
+        path.lineTo(sx - s * r * 0.3, sy + c * r * 0.3);
+        path.lineTo(sx - s * r + c * r, sy + c * r + s * r);
+        path.closePath();
+      }
+      if (labels.length <= 150) labels.push(it);
+    }
+    ctx.lineWidth = 1.2;
+    ctx.strokeStyle = "#ffffff";
+    for (const [key, path] of Object.entries(paths)) {
+      ctx.fillStyle = COLOURS[key];
+      ctx.fill(path);
+      if (labels.length <= 150) ctx.stroke(path);
+    }
+    if (labels.length <= 150) {
+      ctx.font = "600 12px system-ui, sans-serif";
+      ctx.lineWidth = 3;
+      for (const it of labels) {
+        ctx.strokeText(it.name, it.sx + r + 4, it.sy + 4);
+        ctx.fillStyle = "#1b1f24";
+        ctx.fillText(it.name, it.sx + r + 4, it.sy + 4);
+      }
+    }
+    const sel = this.items.get(this.selected);
+    if (sel) {
+      ctx.beginPath(); ctx.arc(sel.sx, sel.sy, r + 5, 0, Math.PI * 2);
+      ctx.lineWidth = 3; ctx.strokeStyle = "#0b57d0"; ctx.stroke();
+    }
+    if (moving) this.redraw();
+  },
+
+  _click(e) {
+    const p = e.containerPoint;
+    let best = null, bestD = 14 * 14;
+    for (const it of this.items.values()) {
+      const d = (it.sx - p.x) ** 2 + (it.sy - p.y) ** 2;
+      if (d < bestD) { best = it; bestD = d; }
+    }
+    if (best) this.fire("vehicleclick", { id: best.id });
+  },
+});
