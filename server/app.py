@@ -26,12 +26,14 @@ from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
 from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
+from server.monitor import monitor_router
 from server.openapi_docs import document
 from server.osmand_route import osmand
 from server.ratelimit import Limiter
 from server.services import Services
 from server.sessions import login, refresh
 from server.settings import Settings
+from server.share import share_assets_router, share_page
 from server.store import open_store
 from server.store.base import Maintenance, Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
@@ -158,8 +160,11 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             # The web pages (docs/console.md)
             device_trips,
             map_settings,
+            share_page,
             leaflet_router(),
             console_router(),
+            monitor_router(),
+            share_assets_router(),
         ],
         lifespan=[lifespan],
         plugins=[LivePlugin(svc)],

@@ -192,9 +192,9 @@ export class Detail {
     try {
       const body = await api(`/v1/vehicles/${vid}/shares`);
       const shares = Array.isArray(body) ? body : body.shares || [];
-      list.innerHTML = shares.filter((s) => !s.revoked_at).map((s) =>
-        `<li><a href="${esc(s.url)}" target="_blank" rel="noopener">${esc(location.origin + s.url)}</a> until ${esc(new Date(s.expires_at).toLocaleString())}
-         <button type="button" class="danger" data-act="revoke-share" data-share="${esc(s.id)}">Revoke</button></li>`).join("");
+      list.innerHTML = shares.filter((s) => s.active).map((s) =>
+        `<li>link ${esc(s.id)}, until ${esc(new Date(s.expires_at).toLocaleString())}
+         <button type="button" class="danger" data-act="revoke-share" data-share="${esc(s.id)}">Revoke link ${esc(s.id)}</button></li>`).join("");
     } catch (err) { this.root.querySelector("#share-msg").textContent = err.message; }
   }
 
@@ -205,7 +205,8 @@ export class Detail {
     try {
       const hours = Number(this.root.querySelector("#share-hours").value);
       const s = await api(`/v1/vehicles/${vid}/share`, { method: "POST", body: { expires_in: hours * 3600 } });
-      msg.textContent = `share link: ${location.origin}${s.url}`;
+      // The token is shown this once: the server keeps only its hash.
+      msg.innerHTML = `Share link (until ${esc(new Date(s.expires_at).toLocaleString())}): <a id="share-url" href="${esc(s.url)}" target="_blank" rel="noopener">${esc(location.origin + s.url)}</a>`;
       await this.loadShares();
     } catch (err) { msg.textContent = err.message; }
   }
