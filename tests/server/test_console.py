@@ -238,10 +238,12 @@ def test_an_admin_creates_a_device_and_revokes_it(console: RunningServer, desk: 
     page.get_by_role("button", name="Create device").click()
     token = page.locator("[data-secret]").inner_text()
     report(console, token, fix(45.48, 9.21))  # the token shown works
-    row = page.locator("tr", has_text="bus-40")
+    row = page.locator("#view-devices tr", has_text="bus-40")
     page.once("dialog", lambda d: d.accept())
     row.get_by_role("button", name="Revoke").click()
-    expect(page.locator("tr", has_text="bus-40").locator("td").nth(2)).to_have_text("revoked")
+    expect(page.locator("#view-devices tr", has_text="bus-40").locator("td").nth(2)).to_have_text(
+        "revoked"
+    )
     refused = httpx.post(
         f"{console.url}/v1/telemetry/location",
         json={"fixes": [fix(45.48, 9.21)]},

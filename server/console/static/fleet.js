@@ -13,6 +13,17 @@ export class Fleet extends EventTarget {
     this.dispatchEvent(new Event("reset"));
   }
 
+  // /v1/fleet/live read again: fields the stream does not carry (auth errors, backlog).
+  merge(list) {
+    for (const v of list) {
+      const old = this.vehicles.get(v.device_id);
+      if (old && old.t && v.t && old.t > v.t) continue;
+      const merged = { ...old, ...v };
+      this.vehicles.set(v.device_id, merged);
+      this.changed(merged);
+    }
+  }
+
   apply(frame) {
     if (frame.type === "snapshot" && !frame.since) {
       // A full snapshot holds only vehicles with a position; keep the unplaced ones listed.

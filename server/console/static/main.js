@@ -107,10 +107,35 @@ fleet.addEventListener("reset", () => {
   for (const v of fleet.vehicles.values()) layer.upsert(v);
   if (!fitted) fitFleet();
   tableDirty = true;
+  countsSoon();
 });
-fleet.addEventListener("vehicle", (e) => { layer.upsert(e.detail); tableDirty = true; if (!fitted) fitFleet(); });
+let countsDue = 0;
+function countsSoon() {
+  if (!countsDue) countsDue = requestAnimationFrame(() => { countsDue = 0; renderCounts(); });
+}
+fleet.addEventListener("vehicle", (e) => {
+  layer.upsert(e.detail);
+  tableDirty = true;
+  countsSoon();
+  if (!fitted) fitFleet();
+});
 fleet.addEventListener("removed", (e) => { layer.remove(e.detail); tableDirty = true; });
-live.addEventListener("frame", (e) => fleet.apply(e.detail));
+// A state change (a bus gone offline: revoked? refused?) is when the details the
+// stream does not carry matter; read them again, once for a burst of changes.
+let reread = 0;
+const REREAD_EVERY_MS = 30000;
+function rereadSoon(delay = 1000) {
+  if (reread) return;
+  reread = setTimeout(async () => {
+    reread = 0;
+    try { fleet.merge((await api("/v1/fleet/live")).vehicles); } catch { /* next time */ }
+  }, delay);
+}
+setInterval(() => { if (signedIn()) rereadSoon(0); }, REREAD_EVERY_MS);
+live.addEventListener("frame", (e) => {
+  fleet.apply(e.detail);
+  if (e.detail.type === "state") rereadSoon();
+});
 live.addEventListener("status", (e) => { $("#link").textContent = e.detail; });
 session.addEventListener("signedout", (e) => {
   live.stop();
