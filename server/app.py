@@ -16,12 +16,14 @@ from litestar.openapi.config import OpenAPIConfig
 
 from server import __version__
 from server.access import DEPENDENCIES, access, enforce_access
+from server.agent_reports import AgentReports
 from server.auth import TokenIssuer
 from server.console import console_router
 from server.device_tokens import DeviceTokens
 from server.devices import create_device, list_devices, revoke_device, rotate_device
 from server.events import device_events
 from server.fleet import fleet_live
+from server.fleet_routes import FLEET_ROUTES
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
@@ -104,6 +106,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
         settings=settings,
         store=store,
         devices=DeviceTokens(store, ttl_s=settings.auth.device_cache_s),
+        agents=AgentReports(store),
         limiter=Limiter(settings.live.redis_url),
         tokens=TokenIssuer(
             settings.auth.jwt_secret,
@@ -157,6 +160,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             revoke_device,
             device_events,
             metrics_endpoint,
+            *FLEET_ROUTES,  # operators run the fleet (docs/fleet.md)
             # The web pages (docs/console.md)
             device_trips,
             map_settings,
