@@ -165,7 +165,8 @@ def _call(
         method, f"{server.url}{path}", headers=headers, params=params, timeout=30
     ) as r:
         body: Any = None
-        if r.headers.get("content-type", "").startswith("application/json"):
+        # A HEAD answer (the static files') has a JSON content type but never a body.
+        if method != "HEAD" and r.headers.get("content-type", "").startswith("application/json"):
             r.read()
             body = r.json()
         return r.status_code, dict(r.headers), body
