@@ -1,14 +1,12 @@
 """The console with a real bus unit: a ``bustracker serve`` process, a real
 ``bustracker-agent`` process replaying NMEA, and chromium signed in as an admin.
 
-An admin creates the device in the console, the agent reports with the token
-the console showed, its bus moves on the map and in the table, turns offline
-when the agent stops, and after a revoke in the console the agent says
-``auth_error`` (its status file) while the console shows the refusal.
-Screenshots of each state go to ``test-output/screenshots/``.
-
-Enrollment codes (``bustracker-agent enroll``) are not used yet: the agent
-takes the token the console shows (see docs/console.md).
+An admin creates the device in the console and asks for an enrollment code;
+the installer's ``bustracker-agent enroll`` trades it for the token; the bus
+moves on the map and in the table, turns offline when the agent stops, and
+after a revoke in the console the agent says ``auth_error`` (its status file)
+while the console shows the refusal. Screenshots of each state go to
+``test-output/screenshots/``.
 """
 
 from __future__ import annotations
@@ -27,14 +25,14 @@ from tests.services import free_port
 PASSWORD = "installer-pw-1"
 
 
-def agent_config(tmp_path: Path, base: str, token: str) -> Path:
+def agent_config(tmp_path: Path) -> Path:
+    """The unit's config before enrolling: no server, no token."""
     nmea = tmp_path / "route.nmea"
     start = datetime.now(UTC).replace(microsecond=0).isoformat()
     cli("agent", "simulate", "--seed", "4", "--duration", "600", "--out", str(nmea),
         "--start", start, env=clean_env())  # fmt: skip
     config = tmp_path / "agent.toml"
     config.write_text(
-        f'[server]\nurl = "{base}"\ntoken = "{token}"\n\n'
         f'[gps]\nsource = "replay"\npath = "{nmea}"\nspeed = 1.0\nloop = true\n\n'
         f'[buffer]\npath = "{tmp_path / "buffer.sqlite3"}"\n\n'
         f'[status]\npath = "{tmp_path / "status.json"}"\n'
@@ -74,9 +72,16 @@ def test_a_bus_unit_from_creation_to_revocation(tmp_path: Path, page: Page) -> N
         page.get_by_label("Name", exact=True).fill("bus-77")
         page.get_by_label("Route", exact=True).fill("5")
         page.get_by_role("button", name="Create device").click()
-        token = page.locator("[data-secret]").inner_text()
+        expect(page.locator("[data-secret]")).to_be_visible()  # the token, shown once
         screenshot(page, "e2e-console-device-created")
-        config = agent_config(tmp_path, base, token)
+        page.get_by_role("button", name="Enrollment code for bus-77").click()
+        expect(page.locator("#device-msg")).to_contain_text("bustracker-agent enroll --server")
+        code = page.locator("[data-secret]").inner_text()
+        screenshot(page, "e2e-console-enrollment-code")
+        config = agent_config(tmp_path)
+        enrolled = cli("agent", "enroll", "--server", base, "--code", code, "--config",
+                       str(config), env=env)  # fmt: skip
+        assert "enrolled as device" in enrolled and "bus-77" in enrolled
         agent_cmd = [sys.executable, "-m", "agent", "run", "--config", str(config)]
 
         with process(agent_cmd, env, tmp_path, tmp_path / "agent.log"):

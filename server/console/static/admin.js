@@ -50,7 +50,7 @@ export class DevicesPanel {
     try {
       if (act === "code") {
         const c = await api(`/v1/devices/${id}/enrollment-code`, { method: "POST" });
-        msg().innerHTML = `Enrollment code for ${esc(name)} (until ${esc(new Date(c.expires_at).toLocaleString())}); on the bus unit run <code>bustracker-agent enroll ${esc(location.origin)} ${esc(c.code)}</code>:${this.secret(c.code)}`;
+        msg().innerHTML = `Enrollment code for ${esc(name)} (until ${esc(new Date(c.expires_at).toLocaleString())}); on the bus unit run <code>bustracker-agent enroll --server ${esc(location.origin)} --code ${esc(c.code)}</code>:${this.secret(c.code)}`;
       } else if (act === "rotate") {
         if (!confirm(`Issue a new token for ${name}? The old one stops working.`)) return;
         const r = await api(`/v1/devices/${id}/rotate`, { method: "POST" });
