@@ -159,7 +159,7 @@ def test_refused_codes_write_nothing_and_the_accepted_one_lets_the_agent_ship(
     config.write_text(before)
 
     refusals = [
-        ("WXYZ-3467", "unknown_code"),  # well formed, never issued
+        ("WXYA-3467", "unknown_code"),  # well formed, never issued
         ("hello", "unknown_code"),  # not even a code
         (_expired_code(env["BUSTRACKER_DATA_DIR"], bus["id"]), "expired_code"),
     ]
