@@ -38,7 +38,7 @@ export class Fleet extends EventTarget {
       for (const v of frame.vehicles) {
         const old = this.vehicles.get(v.device_id);
         if (old && old.t && v.t && old.t > v.t) continue; // keep the newest fix per vehicle
-        const merged = { ...old, ...v };
+        const merged = old ? Object.assign(old, v) : { ...v };
         this.vehicles.set(v.device_id, merged);
         this.changed(merged);
       }
