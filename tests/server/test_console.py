@@ -277,3 +277,44 @@ def test_on_a_tablet_the_detail_covers_the_map_and_closes_with_escape(
         expect(detail).to_be_hidden()
     finally:
         context.close()
+
+
+def test_a_vehicle_gets_a_unit_a_threshold_and_a_share_link(
+    console: RunningServer, buses: dict[str, tuple[Device, str]], desk: Page
+) -> None:
+    page = desk
+    bus2, token2 = buses["bus-2"]
+    tab(page, "Vehicles")
+    page.get_by_label("Label").fill("Coach 2")
+    page.get_by_role("button", name="Add vehicle").click()
+    row = page.locator("#view-vehicles tr", has_text="Coach 2")
+    row.get_by_label("Unit in Coach 2").select_option(label="bus-2")
+    row.get_by_label("Route of Coach 2").fill("7A")
+    row.get_by_role("button", name="Save").click()
+    expect(page.locator("#vehicle-msg")).to_have_text("Saved.")
+    report(console, token2, fix(45.4720, 9.2020, speed=4.0))
+    tab(page, "Fleet")
+    coach = page.locator("#fleet tbody tr", has_text="Coach 2")
+    expect(coach.locator("td").nth(4)).to_have_text("7A")
+    coach.click()
+    detail = page.locator("#detail")
+    detail.get_by_label("Seconds").fill("30")
+    detail.get_by_role("button", name="Save").click()
+    expect(detail.locator("#offline-msg")).to_have_text("saved: 30 s")
+    devices = httpx.get(f"{console.url}/v1/devices", headers=console.operator("viewer")).json()
+    saved = next(d for d in devices["devices"] if d["id"] == bus2.id)
+    assert saved["offline_after_s"] == 30
+    detail.get_by_role("button", name="Create share link").click()
+    link = detail.locator("#share-url")
+    expect(link).to_be_visible()
+    screenshot(page, "console-share-link")
+    stranger = page.context.browser.new_page()  # type: ignore[union-attr]
+    try:
+        stranger.goto(console.url + str(link.get_attribute("href")))
+        expect(stranger.get_by_role("heading")).to_have_text("Coach 2")
+        detail.get_by_role("button", name="Revoke link").click()
+        expect(detail.locator("#shares li")).to_have_count(0)
+        stranger.reload()
+        expect(stranger.get_by_role("status")).to_contain_text("not valid")
+    finally:
+        stranger.close()
