@@ -79,13 +79,13 @@ def _writable_dir(path: Path, what: str) -> None:
         raise EnrollError(f"{what}: can't write in {parent} (run as its owner or root)", 2)
 
 
-def _write_atomic(path: Path, text: str, mode: int, owner: pwd.struct_passwd | None) -> None:
+def _write_atomic(path: Path, text: str, mode: int, owner: tuple[int, int] | None) -> None:
     """Write ``text`` to a temporary file in ``path``'s directory, then rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, mode)
         if owner is not None:
-            os.fchown(fd, owner.pw_uid, owner.pw_gid)
+            os.fchown(fd, *owner)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -140,7 +140,8 @@ def enroll(
     _writable_dir(token_path, "token file")
     answer = _redeem(url, code.strip())
     created = not config.exists()
-    _write_atomic(token_path, answer["token"] + "\n", 0o600, owner)
+    agent_user = None if owner is None else (owner.pw_uid, owner.pw_gid)
+    _write_atomic(token_path, answer["token"] + "\n", 0o600, agent_user)
     server = doc.get("server")
     if server is None:
         server = tomlkit.table()
@@ -149,6 +150,10 @@ def enroll(
     server["token_file"] = str(token_path)
     if "token" in server:
         del server["token"]  # either token or token_file: the file wins now
-    mode = config.stat().st_mode & 0o777 if config.exists() else 0o644
-    _write_atomic(config, tomlkit.dumps(doc), mode, owner)
+    # An existing config keeps its mode and owner; the agent only needs to read it.
+    if config.exists():
+        st = config.stat()
+        _write_atomic(config, tomlkit.dumps(doc), st.st_mode & 0o777, (st.st_uid, st.st_gid))
+    else:
+        _write_atomic(config, tomlkit.dumps(doc), 0o644, None)
     return Enrolled(int(answer["device_id"]), str(answer.get("name")), token_path, config, created)
