@@ -279,7 +279,7 @@ def test_on_a_tablet_the_detail_covers_the_map_and_closes_with_escape(
         context.close()
 
 
-def test_a_vehicle_gets_a_unit_a_threshold_and_a_share_link(
+def test_a_vehicle_gets_a_unit_a_threshold_and_a_share_link_a_stranger_opens(
     console: RunningServer, buses: dict[str, tuple[Device, str]], desk: Page
 ) -> None:
     page = desk
@@ -310,11 +310,20 @@ def test_a_vehicle_gets_a_unit_a_threshold_and_a_share_link(
     screenshot(page, "console-share-link")
     stranger = page.context.browser.new_page()  # type: ignore[union-attr]
     try:
+        # The public page: no sign-in, the bus where it last reported, the link's expiry.
         stranger.goto(console.url + str(link.get_attribute("href")))
         expect(stranger.get_by_role("heading")).to_have_text("Coach 2")
+        expect(stranger.get_by_role("status")).to_contain_text("Link valid until")
+        marker = "(m => [m.getLatLng().lat, m.getLatLng().lng])(window.bustracker.marker)"
+        assert stranger.evaluate(marker) == [45.4720, 9.2020]
+        screenshot(stranger, "share-page")
         detail.get_by_role("button", name="Revoke link").click()
         expect(detail.locator("#shares li")).to_have_count(0)
-        stranger.reload()
-        expect(stranger.get_by_role("status")).to_contain_text("not valid")
+        # The open page notices by itself at its next poll (every 5 s).
+        expect(stranger.get_by_role("status")).to_have_text(
+            "This share link is not valid (it may have been revoked).", timeout=15_000
+        )
+        assert stranger.evaluate("window.bustracker.marker") is None
+        screenshot(stranger, "share-page-revoked")
     finally:
         stranger.close()

@@ -5,7 +5,9 @@ export const STATE_ORDER = ["offline", "auth_error", "no_gps", "online", "out_of
 export class Fleet extends EventTarget {
   constructor() { super(); this.vehicles = new Map(); }
 
-  changed(v) { this.dispatchEvent(new CustomEvent("vehicle", { detail: v })); }
+  // One event per frame, however many vehicles it moved (10,000 events a second cost more
+  // than drawing them).
+  changed(list) { if (list.length) this.dispatchEvent(new CustomEvent("vehicles", { detail: list })); }
 
   load(list) {
     this.vehicles.clear();
@@ -15,13 +17,15 @@ export class Fleet extends EventTarget {
 
   // /v1/fleet/live read again: fields the stream does not carry (auth errors, backlog).
   merge(list) {
+    const changed = [];
     for (const v of list) {
       const old = this.vehicles.get(v.device_id);
       if (old && old.t && v.t && old.t > v.t) continue;
       const merged = { ...old, ...v };
       this.vehicles.set(v.device_id, merged);
-      this.changed(merged);
+      changed.push(merged);
     }
+    this.changed(changed);
   }
 
   apply(frame) {
@@ -35,13 +39,15 @@ export class Fleet extends EventTarget {
       return;
     }
     if (frame.type === "snapshot" || frame.type === "update") {
+      const changed = [];
       for (const v of frame.vehicles) {
         const old = this.vehicles.get(v.device_id);
         if (old && old.t && v.t && old.t > v.t) continue; // keep the newest fix per vehicle
         const merged = old ? Object.assign(old, v) : { ...v };
         this.vehicles.set(v.device_id, merged);
-        this.changed(merged);
+        changed.push(merged);
       }
+      this.changed(changed);
       for (const id of frame.removed || []) {
         if (this.vehicles.delete(id)) this.dispatchEvent(new CustomEvent("removed", { detail: id }));
       }
@@ -49,7 +55,7 @@ export class Fleet extends EventTarget {
       const v = this.vehicles.get(frame.device_id) || { device_id: frame.device_id, name: frame.name };
       v.state = frame.state;
       this.vehicles.set(v.device_id, v);
-      this.changed(v);
+      this.changed([v]);
     }
   }
 

@@ -113,8 +113,8 @@ let countsDue = 0;
 function countsSoon() {
   if (!countsDue) countsDue = requestAnimationFrame(() => { countsDue = 0; renderCounts(); });
 }
-fleet.addEventListener("vehicle", (e) => {
-  layer.upsert(e.detail);
+fleet.addEventListener("vehicles", (e) => {
+  for (const v of e.detail) layer.upsert(v);
   tableDirty = true;
   countsSoon();
   if (!fitted) fitFleet();
