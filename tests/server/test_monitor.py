@@ -60,7 +60,7 @@ def test_the_wallboard_counts_the_fleet_and_raises_the_offline_alert(
     for _ in range(3):
         for i, token in enumerate(tokens[:3]):
             report(wall, token, 45.47 + i / 1000)
-    assert int(page.locator("#fpm").inner_text()) >= 4
+    page.wait_for_function("Number(document.querySelector('#fpm').textContent) >= 4")
     screenshot(page, "monitor-all-online")
     expect(page.locator("#offline")).to_have_text("1", timeout=15_000)
     for i, token in enumerate(tokens[:3]):
