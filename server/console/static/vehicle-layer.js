@@ -136,6 +136,7 @@ export const VehicleLayer = L.Layer.extend({
     it.name = v.vehicle || v.name;
     it.v = v;
     it.colour = colourKey(v);
+    it.fixMs = Date.parse(v.t || v.received_at || "") || 0;
     this.redraw();
   },
 
@@ -190,6 +191,8 @@ export const VehicleLayer = L.Layer.extend({
     const now = Date.now();
     let changed = false;
     for (const it of this.items.values()) {
+      // Only "online" turns "stale" by itself; the rest change with a frame (upsert).
+      if (it.colour !== "online" || now - it.fixMs <= STALE_AFTER_MS) continue;
       const c = colourKey(it.v, now);
       if (c !== it.colour) { it.colour = c; changed = true; }
     }
