@@ -186,6 +186,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from agent.enroll import EnrollError, enroll
+
+    try:
+        done = enroll(args.server, args.code, Path(args.config), args.token_file, args.user)
+    except EnrollError as exc:
+        print(f"bustracker-agent enroll: {exc}", file=sys.stderr)
+        print("nothing was written", file=sys.stderr)
+        return exc.code
+    print(f"enrolled as device {done.device_id} ({done.name}) at {args.server}")
+    print(f"wrote the device token to {done.token_file} (mode 0600)")
+    verb = "created" if done.created_config else "updated"
+    print(f"{verb} {done.config}: server.url and server.token_file")
+    if args.user is None and os.geteuid() == 0:
+        print(
+            "note: the token file belongs to root; pass --user bustracker so the agent can read it",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bustracker-agent", description="The bustracker bus agent.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -221,6 +242,15 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", required=True)
     sim.add_argument("--start", help="ISO 8601 UTC start time (default: now)")
     sim.set_defaults(func=cmd_simulate)
+    en = sub.add_parser("enroll", help="trade a one-time enrollment code for the device token")
+    en.add_argument("--server", required=True, help="the server's base URL")
+    en.add_argument("--code", required=True, help="the code the operator gave, like ABCD-EFGH")
+    en.add_argument("--config", required=True, help="the agent's config (created if missing)")
+    en.add_argument(
+        "--token-file", help="where the token goes (default: the config's, else device-token)"
+    )
+    en.add_argument("--user", help="the agent's user, to own the files (when run as root)")
+    en.set_defaults(func=cmd_enroll)
     qu = sub.add_parser("quarantine", help="fixes the server could not read: list, requeue")
     qu_sub = qu.add_subparsers(dest="action", required=True)
     ql = qu_sub.add_parser("list", help="each quarantined fix with the server's reason")

@@ -14,17 +14,21 @@ from litestar.openapi.config import OpenAPIConfig
 
 from server import __version__
 from server.access import DEPENDENCIES, access, enforce_access
+from server.agent_reports import AgentReports
 from server.auth import TokenIssuer
+from server.console import console_router
 from server.device_tokens import DeviceTokens
 from server.devices import create_device, list_devices, revoke_device, rotate_device
 from server.events import device_events
 from server.fleet import fleet_live
+from server.fleet_routes import FLEET_ROUTES
 from server.gtfs_rt.cache import FeedCache
 from server.gtfs_rt.route import ROUTES as GTFS_RT_ROUTES
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
 from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
+from server.monitor import monitor_router
 from server.openapi_docs import document
 from server.osmand_route import osmand
 from server.ratelimit import Limiter
@@ -33,12 +37,14 @@ from server.routes_api import ROUTES as ROUTES_API
 from server.services import Services
 from server.sessions import login, refresh
 from server.settings import Settings
+from server.share import share_assets_router, share_page
 from server.store import open_configured
 from server.store.base import Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
 from server.transit import ROUTES as TRANSIT_ROUTES
 from server.transit import TransitCache
-from server.vendor import leaflet_file
+from server.trips_route import device_trips
+from server.vendor import leaflet_file, map_settings
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
         settings=settings,
         store=store,
         devices=DeviceTokens(store, ttl_s=settings.auth.device_cache_s),
+        agents=AgentReports(store),
         limiter=Limiter(settings.live.redis_url),
         tokens=TokenIssuer(
             settings.auth.jwt_secret,
@@ -127,7 +134,15 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             *TRANSIT_ROUTES,
             *GTFS_RT_ROUTES,
             *RIDER_ROUTES,
+            *FLEET_ROUTES,  # operators run the fleet (docs/fleet.md)
+            # The web pages (docs/console.md, docs/rider.md)
             leaflet_file,
+            map_settings,
+            device_trips,
+            share_page,
+            console_router(),
+            monitor_router(),
+            share_assets_router(),
         ],
         lifespan=[lifespan],
         plugins=[live],

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server.auth import hash_device_token, hash_password, new_device_token
@@ -76,6 +77,8 @@ def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
             if not await store.set_device_token(args.id, hash_device_token(token)):
                 raise CliError(f"no device with id {args.id}")
             _print({"id": args.id, "token": token}, args.json, f"new token: {token}")
+        elif args.action == "code":
+            await _enrollment_code(store, args)
         elif args.action == "revoke":
             if not await store.revoke_device(args.id):
                 raise CliError(f"no device with id {args.id}")
@@ -83,6 +86,30 @@ def cmd_device(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _with_store(settings, work)
+
+
+async def _enrollment_code(store: Store, args: argparse.Namespace) -> None:
+    from server.audit import record
+    from server.enroll import issue_enrollment
+    from server.vehicle import iso
+
+    if not 60 <= args.expires_in <= 7 * 86400:
+        raise CliError("--expires-in: seconds, 60..604800")
+    device = await store.get_device(args.id)
+    issued = await issue_enrollment(
+        store, args.id, timedelta(seconds=args.expires_in), datetime.now(UTC)
+    )
+    if device is None or issued is None:
+        raise CliError(f"no device with id {args.id}")
+    code, expiry = issued
+    await record(store, "cli", "enrollment.issue", "device", args.id, expires_at=iso(expiry))
+    _print(
+        {"device_id": args.id, "code": code, "expires_at": iso(expiry)},
+        args.json,
+        f"enrollment code for device {args.id} {device.name}: {code}\n"
+        f"valid once, until {iso(expiry)}; on the bus:\n"
+        f"  bustracker-agent enroll --server URL --code {code} --config /etc/bustracker/agent.toml",
+    )
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -319,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("rotate", "issue a new token"), ("revoke", "disable the token")):
         action = dsub.add_parser(name, help=helptext)
         action.add_argument("id", type=int)
+    code = dsub.add_parser("code", help="a one-time enrollment code for bustracker-agent enroll")
+    code.add_argument("id", type=int)
+    code.add_argument(
+        "--expires-in", type=int, default=86400, help="seconds the code is valid (default 24 h)"
+    )
     dsub.add_parser("list", help="list devices")
     for action in dsub.choices.values():
         action.add_argument("--json", action="store_true", help="machine-readable output")

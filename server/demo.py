@@ -111,7 +111,10 @@ async def _serve(
             agents.append(subprocess.Popen(_agent_cmd("run", "--config", str(config))))
         print(
             f"\nbustracker demo: {len(fleet)} buses reporting to {url}\n"
+            f"  console:   {url}/console/   (the map, the fleet, replays)\n"
             f"  sign in:   {DEMO_USER} / {password}\n"
+            f"  wallboard: {url}/monitor/   (same sign-in)\n"
+            f"  riders:    {url}/\n"
             f"  the API:   TOKEN=$(curl -s -X POST {url}/v1/auth/login -H 'Content-Type: "
             f'application/json\' -d \'{{"username":"{DEMO_USER}","password":"{password}"}}\''
             " | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')\n"

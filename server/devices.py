@@ -13,10 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from server.access import access
-from server.auth import hash_device_token, new_device_token
+from server.audit import record
+from server.auth import Principal, hash_device_token, new_device_token
 from server.http import ApiError, services
 from server.model import Device
 from server.store.base import Conflict, Store
@@ -30,12 +32,18 @@ MAX_BODY = 4096
 
 
 def device_json(device: Device) -> dict[str, Any]:
+    error = device.auth_error_at
     return {
         "id": device.id,
         "name": device.name,
         "route": device.route,
         "active": device.active,
         "in_service": device.in_service,
+        # The device's own threshold; null: the server's OFFLINE_AFTER.
+        "offline_after_s": device.offline_after_s,
+        "agent_version": device.agent_version,
+        "backlog": device.backlog,
+        "auth_error_at": None if error is None else iso(error),
     }
 
 
@@ -102,13 +110,17 @@ async def list_devices(request: Request[Any, Any, Any]) -> dict[str, Any]:
     summary="Register a bus unit",
     opt=access("admin"),
 )
-async def create_device(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def create_device(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+) -> dict[str, Any]:
     name, route = parse_new_device(await request.body())
     token = new_device_token()
+    store = services(request).store
     try:
-        device = await services(request).store.add_device(name, hash_device_token(token), route)
+        device = await store.add_device(name, hash_device_token(token), route)
     except Conflict:
         raise ApiError(409, f"a device named {name!r} exists already") from None
+    await record(store, principal, "device.create", "device", device.id, name=name)
     return {**device_json(device), "token": token}
 
 
@@ -124,6 +136,8 @@ async def _change_token(
     svc.devices.forget()
     if not found:
         raise ApiError(404, f"no device with id {device_id}")
+    # Its screens show the change (an auth error, should the unit keep calling).
+    await svc.publish_device(await svc.store.device_view(device_id))
 
 
 @post(
@@ -134,12 +148,13 @@ async def _change_token(
     opt=access("admin"),
 )
 async def rotate_device(
-    request: Request[Any, Any, Any], device_id: FromPath[int]
+    request: Request[Any, Any, Any], device_id: FromPath[int], principal: NamedDependency[Principal]
 ) -> dict[str, Any]:
     token = new_device_token()
     await _change_token(
         request, device_id, lambda s: s.set_device_token(device_id, hash_device_token(token))
     )
+    await record(services(request).store, principal, "device.rotate", "device", device_id)
     return {"id": device_id, "token": token}
 
 
@@ -151,7 +166,8 @@ async def rotate_device(
     opt=access("admin"),
 )
 async def revoke_device(
-    request: Request[Any, Any, Any], device_id: FromPath[int]
+    request: Request[Any, Any, Any], device_id: FromPath[int], principal: NamedDependency[Principal]
 ) -> dict[str, Any]:
     await _change_token(request, device_id, lambda s: s.revoke_device(device_id))
+    await record(services(request).store, principal, "device.revoke", "device", device_id)
     return {"id": device_id, "revoked": True}

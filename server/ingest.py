@@ -18,7 +18,7 @@ from typing import Any
 from litestar import Request, Response, post
 
 from server.access import access
-from server.auth import bearer
+from server.auth import bearer, hash_device_token
 from server.http import ApiError, carry_headers, services
 from server.metrics import record_fixes
 from server.model import Device, LivePosition
@@ -85,6 +85,10 @@ async def authenticate_device(svc: Services, token: str | None, missing: str) ->
         raise ApiError(401, missing, headers={"WWW-Authenticate": "Bearer"})
     device = await svc.devices.device(token)
     if device is None:
+        # A revoked or rotated-away token still calling: its device shows an auth error.
+        device_id = await svc.store.note_auth_error(hash_device_token(token), datetime.now(UTC))
+        if device_id is not None:
+            await svc.publish_device(await svc.store.device_view(device_id))
         raise ApiError(
             401, "unknown or revoked device token", headers={"WWW-Authenticate": "Bearer"}
         )
@@ -190,5 +194,8 @@ async def post_location(request: Request[Any, Any, Any]) -> Response[dict[str, A
         batch = decode_v1(raw, request.headers.get("content-encoding"), now, settings)
     except BodyError as exc:
         raise ApiError(exc.status, exc.reason, headers=admission.headers, **exc.extra) from None
+    if batch.agent is not None:
+        # Before the fixes, so the live position they publish carries the report.
+        await svc.agents.record(admission.device.id, batch.agent, now)
     answer = await commit(request, admission, batch, now, "v1")
     return Response(answer.body(settings), status_code=200, headers=admission.headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["admin", "operator", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "viewer")
@@ -40,6 +40,28 @@ class Seen:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetInfo:
+    """What the fleet model says of a device, read along with its live position.
+
+    The vehicle it is installed in and what that serves (docs/fleet.md), its
+    own offline threshold (None: OFFLINE_AFTER), what its agent last reported,
+    and the last call refused with one of its withdrawn tokens.
+    """
+
+    vehicle_id: int | None = None
+    vehicle: str | None = None  # the vehicle's label
+    route_id: str | None = None
+    trip_id: str | None = None
+    offline_after_s: int | None = None
+    agent_version: str | None = None
+    backlog: int | None = None
+    auth_error_at: datetime | None = None
+
+
+NO_FLEET = FleetInfo()
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceSeen:
     """A device's last heartbeat, with what readers need to list it."""
 
@@ -48,6 +70,7 @@ class DeviceSeen:
     seen: Seen
     route: str | None = None
     in_service: bool = True
+    fleet: FleetInfo = NO_FLEET
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +93,13 @@ class Device:
     active: bool = True  # False once its token is revoked
     in_service: bool = True  # operators may mark a bus out of service
     route: str | None = None
+    offline_after_s: int | None = None  # None: the server's OFFLINE_AFTER
+    # The v1 body's agent object, latest; backlog_base: the backlog a while before.
+    agent_version: str | None = None
+    backlog: int | None = None
+    agent_at: datetime | None = None
+    backlog_base: int | None = None
+    auth_error_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +122,7 @@ class LivePosition:
     in_service: bool = True
     # The device's last heartbeat, when it has sent any (see ``Seen``).
     seen: Seen | None = None
+    fleet: FleetInfo = NO_FLEET
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +131,61 @@ class InsertResult:
     duplicates: int
     # The vehicle's new live position when this batch moved it forward, else None.
     live: LivePosition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """A device as the live views show it, position aside: what an operator's change moves."""
+
+    device_id: int
+    name: str
+    route: str | None
+    in_service: bool
+    fleet: FleetInfo
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReport:
+    """The v1 body's ``agent`` object: who is sending and how much it still holds."""
+
+    version: str | None
+    backlog: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleRecord:
+    """A bus of the fleet, the unit installed in it and what it serves (docs/fleet.md)."""
+
+    id: int
+    label: str
+    plate: str | None = None
+    device_id: int | None = None
+    route_id: str | None = None
+    trip_id: str | None = None
+    block_id: str | None = None
+    service_date: str | None = None  # ISO date the assignment is for
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """A public read-only link to one vehicle's live position; only its token's hash is kept."""
+
+    id: int
+    vehicle_id: int
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One operator action: who did what to which record, and when."""
+
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    detail: dict[str, Any]
+    id: int | None = None  # set once stored

@@ -193,7 +193,8 @@ async def fleet_nearby(
     now = datetime.now(UTC)
     vehicles = []
     for pos in positions:
-        item = operator_view(pos, vehicle_state(pos, now, svc.settings.live.offline_after_s))
+        limit = svc.settings.live.offline_after_s
+        item = operator_view(pos, vehicle_state(pos, now, limit), limit)
         item["distance_m"] = round(distance_m(y, x, pos.fix.lat, pos.fix.lon), 1)
         vehicles.append(item)
     return {

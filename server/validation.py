@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from server.model import FixIn
+from server.model import AgentReport, FixIn
 
 # Before GPS time can be trusted: a receiver that reports 1980 or 1999 is
 # still in its week-rollover or cold-start state.
@@ -44,6 +44,7 @@ class Rejection:
 class Batch:
     fixes: list[tuple[int, FixIn]]
     rejected: list[Rejection]
+    agent: AgentReport | None = None  # the v1 body's agent object, when well formed
 
 
 def inflate(raw: bytes, content_encoding: str | None, limit: int) -> bytes:
@@ -79,8 +80,8 @@ def _stdlib_json(body: bytes) -> Any:
 def parse_batch(body: bytes, max_batch: int) -> list[Any]:
     """The ``fixes`` list of a v1 body, or BodyError.
 
-    The body's ``agent`` object (version, backlog) is read by nobody yet, so it
-    is not kept; like any unknown field it may hold anything.
+    The body's ``agent`` object is read apart (``agent_report``): a malformed
+    one is ignored, never a reason to refuse the fixes.
     """
     try:
         # msgspec reads a 500-fix body several times faster than json; the stdlib
@@ -233,6 +234,35 @@ class _WireFix(msgspec.Struct):
 
 class _WireBody(msgspec.Struct):
     fixes: list[_WireFix]
+    agent: Any = None
+
+
+MAX_AGENT_VERSION = 64
+
+
+def _short_printable(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_AGENT_VERSION and value.isprintable()
+
+
+def agent_report(value: Any) -> AgentReport | None:
+    """``{"version": str, "backlog": int >= 0}`` as a report; what is off in it is dropped."""
+    if not isinstance(value, dict):
+        return None
+    version = value.get("version")
+    if not _short_printable(version):
+        version = None
+    backlog = value.get("backlog")
+    if isinstance(backlog, bool) or not isinstance(backlog, int) or not 0 <= backlog < 2**31:
+        backlog = None
+    return None if version is None and backlog is None else AgentReport(version, backlog)
+
+
+def _agent_of(body: bytes) -> AgentReport | None:
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    return agent_report(doc.get("agent")) if isinstance(doc, dict) else None
 
 
 _TYPED = msgspec.json.Decoder(_WireBody)
@@ -265,7 +295,7 @@ def decode_typed(
             continue
         fix = FixIn(t, f.lat, f.lon, f.alt, f.speed, f.heading, f.hdop, f.sats, f.mode)
         good.append((index, fix))
-    return Batch(good, bad)
+    return Batch(good, bad, agent_report(doc.agent))
 
 
 def decode(
@@ -282,4 +312,4 @@ def decode(
     if typed is not None:
         return typed
     good, bad = validate_batch(parse_batch(body, max_batch), now, future_tolerance)
-    return Batch(good, bad)
+    return Batch(good, bad, _agent_of(body))

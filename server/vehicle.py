@@ -7,7 +7,8 @@ the live streams (``server/live/``) and, next, the GTFS-Realtime feed share:
   OFFLINE_AFTER), ``no_gps`` (no recent fix, but the device was heard from
   within OFFLINE_AFTER: a phone's heartbeat, or a report whose fix was
   refused), ``offline``, or ``out_of_service`` (set by an operator). Exactly
-  OFFLINE_AFTER old still counts as fresh.
+  OFFLINE_AFTER old still counts as fresh. A device's own threshold
+  (``FleetInfo.offline_after_s``, set by an operator) replaces OFFLINE_AFTER.
 - **Views**: ``operator_view`` is one vehicle as ``/v1/fleet/live`` lists it
   (also a device heard from that never sent a fix, with no position); the
   operator streams add ``in_service`` to it (``server/live/views.py``).
@@ -53,6 +54,11 @@ def _fresh(at: datetime, now: datetime, offline_after_s: int) -> bool:
     return (now - at).total_seconds() <= offline_after_s
 
 
+def threshold(vehicle: LivePosition | DeviceSeen, offline_after_s: int) -> int:
+    """The device's own offline threshold, else the server's ``offline_after_s``."""
+    return vehicle.fleet.offline_after_s or offline_after_s
+
+
 def vehicle_state(
     vehicle: LivePosition | DeviceSeen, now: datetime, offline_after_s: int
 ) -> VehicleState:
@@ -60,6 +66,7 @@ def vehicle_state(
 
     A ``DeviceSeen`` is a device that has only ever sent heartbeats: never online.
     """
+    offline_after_s = threshold(vehicle, offline_after_s)
     if not vehicle.in_service:
         return "out_of_service"
     if isinstance(vehicle, LivePosition) and _fresh(vehicle.received_at, now, offline_after_s):
@@ -76,6 +83,7 @@ def fresh_until(pos: LivePosition, state: VehicleState, offline_after_s: int) ->
     It follows from ``received_at`` (or the heartbeat's time) alone, so every
     process dates a state change the same.
     """
+    offline_after_s = threshold(pos, offline_after_s)
     heard = pos.received_at
     if state == "no_gps" and pos.seen is not None:
         heard = pos.seen.at
@@ -103,8 +111,28 @@ def _power(pos: LivePosition) -> tuple[float | None, bool | None]:
     return pos.fix.battery, pos.fix.charge
 
 
-def operator_view(vehicle: LivePosition | DeviceSeen, state: VehicleState) -> dict[str, Any]:
-    """One vehicle as ``/v1/fleet/live`` lists it; position fields are null without a fix."""
+def _fleet_view(vehicle: LivePosition | DeviceSeen, offline_after_s: int | None) -> dict[str, Any]:
+    fleet = vehicle.fleet
+    error = fleet.auth_error_at
+    return {
+        "vehicle": fleet.vehicle,
+        "vehicle_id": fleet.vehicle_id,
+        "route_id": fleet.route_id,
+        "trip_id": fleet.trip_id,
+        "agent_version": fleet.agent_version,
+        "backlog": fleet.backlog,
+        "offline_after_s": fleet.offline_after_s or offline_after_s,
+        "auth_error_at": None if error is None else iso(error),
+    }
+
+
+def operator_view(
+    vehicle: LivePosition | DeviceSeen, state: VehicleState, offline_after_s: int | None = None
+) -> dict[str, Any]:
+    """One vehicle as ``/v1/fleet/live`` lists it; position fields are null without a fix.
+
+    ``offline_after_s``: the server's OFFLINE_AFTER, shown unless the device has its own.
+    """
     place: dict[str, Any]
     received_at: str | None
     if isinstance(vehicle, DeviceSeen):
@@ -133,18 +161,23 @@ def operator_view(vehicle: LivePosition | DeviceSeen, state: VehicleState) -> di
         "received_at": received_at,
         "last_seen": iso(last_seen(vehicle)),
         "state": state,
+        **_fleet_view(vehicle, offline_after_s),
     }
 
 
 def public_view(pos: LivePosition, vid: str, state: VehicleState) -> dict[str, Any]:
-    """What riders see of a vehicle in service, under its public id ``vid``."""
+    """What riders see of a vehicle in service, under its public id ``vid``.
+
+    Its label is the vehicle's when the unit is installed in one, else the unit's name.
+    """
     fix = pos.fix
     return {
         "id": vid,
-        "label": pos.name,
+        "label": pos.fleet.vehicle or pos.name,
         "route": pos.route,
-        # The rider app filters on it; the device's route until vehicles carry GTFS assignments.
+        # The route riders filter on: the vehicle's assignment, else the device's (D41).
         "route_id": pos.route,
+        "trip_id": pos.fleet.trip_id,
         "lat": fix.lat,
         "lon": fix.lon,
         "heading": fix.heading,

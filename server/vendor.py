@@ -1,4 +1,8 @@
-"""``/vendor/leaflet/leaflet.js`` and ``.css``: Leaflet from the ``xstatic-leaflet`` package.
+"""Leaflet from the ``xstatic-leaflet`` package, and the map's settings for every page.
+
+``/vendor/leaflet/leaflet.js`` and ``.css`` serve Leaflet; ``GET /v1/map`` tells
+every page (console, wallboard, share page, the rider app) which tiles to draw
+under the buses (``MAP_TILE_URL``; empty: none, a plain background).
 
 Third-party web code is never copied into the repository (docs/decisions.md):
 the files come from the installed package, read once at start-up, gzipped and
@@ -16,10 +20,11 @@ from litestar import Request, Response, get
 from litestar.params import FromPath
 
 from server.access import access
-from server.http import ApiError
+from server.http import ApiError, services
 from server.rider.assets import Asset, asset_response
 
 CACHE = "public, max-age=86400"
+LEAFLET_VERSION = leaflet.VERSION
 _TYPES = {"leaflet.js": "text/javascript", "leaflet.css": "text/css"}
 
 
@@ -43,3 +48,14 @@ async def leaflet_file(request: Request[Any, Any, Any], name: FromPath[str]) -> 
     if asset is None:
         raise ApiError(404, f"no vendor file {name!r}; there are {', '.join(LEAFLET)}")
     return asset_response(request.headers, asset, CACHE)
+
+
+@get("/v1/map", tags=["web"], summary="Map settings for the web pages", opt=access("public"))
+async def map_settings(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    settings = services(request).settings
+    return {
+        "tile_url": settings.http.map_tile_url or None,
+        "attribution": settings.http.map_tile_attribution or None,
+        "leaflet": LEAFLET_VERSION,
+        "offline_after_s": settings.live.offline_after_s,
+    }

@@ -32,9 +32,10 @@ WATERMARK = "gtfs_rt_vehicle_positions"
 
 
 def feed_vehicles(hub: Hub) -> list[FeedVehicle]:
-    """The adapter from live state: public ids only; route from the device's ``route``.
+    """The adapter from live state: public ids only.
 
-    Trips come with vehicle assignment (another branch): until then ``trip_id`` is None.
+    The route is the vehicle's assignment, else the device's own (``pos.route``,
+    D41); the trip is the vehicle's assignment (docs/fleet.md).
     """
     out = []
     for vehicle in hub.vehicles.values():
@@ -43,7 +44,7 @@ def feed_vehicles(hub: Hub) -> list[FeedVehicle]:
             continue
         fix = pos.fix
         out.append(FeedVehicle(vehicle.public_id, pos.name, fix.lat, fix.lon, fix.heading,
-                               fix.speed, fix.t, pos.route, None))  # fmt: skip
+                               fix.speed, fix.t, pos.route, pos.fleet.trip_id))  # fmt: skip
     return out
 
 

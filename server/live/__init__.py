@@ -28,6 +28,7 @@ class LivePlugin(InitPluginProtocol):
         svc.publishers.append(self.bus.publish)
         svc.event_publishers.append(self.bus.publish_event)
         svc.seen_publishers.append(self.bus.publish_seen)
+        svc.device_publishers.append(self.bus.publish_device)
         install_log_redaction()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:

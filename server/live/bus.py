@@ -50,7 +50,7 @@ from server.live.views import (
     position_from_wire,
     seen_from_wire,
 )
-from server.model import Device, Event, LivePosition, Seen
+from server.model import Device, DeviceView, Event, LivePosition, Seen
 from server.settings import Settings
 from server.store.base import Store
 
@@ -131,14 +131,23 @@ class LiveBus:
         except Exception:
             log.exception("live bus: local update failed")
 
-    async def publish_device(self, device: Device) -> bool:
-        """Tell every process an operator changed a vehicle; False if the bus is down."""
-        attrs = {"name": device.name, "route": device.route, "in_service": device.in_service}
+    async def publish_device(self, view: DeviceView) -> bool:
+        """Tell every process an operator changed a vehicle; False if the bus is down.
+
+        ``view`` is the device as the store now has it (its vehicle, route, threshold),
+        the ``Services.device_publishers`` hook.
+        """
+        attrs = {
+            "name": view.name,
+            "route": view.route,
+            "in_service": view.in_service,
+            "fleet": view.fleet,
+        }
         now = datetime.now(UTC)
-        self.hub.apply_attrs(device.id, attrs, now, now)
+        self.hub.apply_attrs(view.device_id, attrs, now, now)
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await self.channels.wait_published(encode_device(device, now), EVENTS)
+                await self.channels.wait_published(encode_device(view, now), EVENTS)
             return True
         except Exception as exc:
             self._warn("publish", "live bus: device change not published: %r", exc)

@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from server.access import access
+from server.audit import record
 from server.auth import Principal
 from server.devices import MAX_BODY, MAX_ID, device_json
 from server.http import ApiError, services
@@ -24,7 +25,9 @@ from server.live.filters import MAX_ROUTE_LEN
 
 log = logging.getLogger(__name__)
 
-_FIELDS = frozenset({"in_service", "route"})
+_FIELDS = frozenset({"in_service", "route", "offline_after"})
+# A week: a longer silence is not "offline" in any sense worth a threshold.
+MAX_OFFLINE_AFTER_S = 7 * 86400
 
 
 def parse_device_patch(raw: bytes) -> dict[str, Any]:
@@ -40,9 +43,23 @@ def parse_device_patch(raw: bytes) -> dict[str, Any]:
     # A typo such as "inService" must not be a silent no-op that answers 200.
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
-        raise ApiError(422, f"unknown fields {unknown}; expected in_service and/or route")
+        raise ApiError(
+            422, f"unknown fields {unknown}; expected in_service, route and/or offline_after"
+        )
     if not body:
-        raise ApiError(422, "nothing to change: give in_service and/or route")
+        raise ApiError(422, "nothing to change: give in_service, route and/or offline_after")
+    if "offline_after" in body:
+        value = body["offline_after"]
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 1 <= value <= MAX_OFFLINE_AFTER_S
+        ):
+            raise ApiError(
+                422,
+                f"offline_after must be seconds, 1..{MAX_OFFLINE_AFTER_S}, or null for the"
+                " server's OFFLINE_AFTER",
+            )
     if "in_service" in body and not isinstance(body["in_service"], bool):
         raise ApiError(422, "in_service must be true or false")
     if "route" in body:
@@ -75,11 +92,13 @@ async def patch_device(
     device = await svc.store.update_device(
         device_id, in_service=changes.get("in_service"), route=changes.get("route")
     )
+    if device is not None and "offline_after" in changes:
+        device = await svc.store.set_offline_after(device_id, changes["offline_after"])
     if device is None:
         raise ApiError(404, f"no device with id {device_id}")
     log.info("device %d changed by %s: %s", device.id, principal.username, changes)
-    bus: LiveBus = request.app.state.live
-    live = await bus.publish_device(device)
+    await record(svc.store, principal, "device.update", "device", device.id, **changes)
+    live = await svc.publish_device(await svc.store.device_view(device.id))
     return {
         **device_json(device),
         # False when the change could not be put on the live bus (Redis down):

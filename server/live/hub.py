@@ -63,6 +63,7 @@ class Vehicle:
     state: VehicleState
     changed_at: datetime  # when anything a client sees last changed
     public_id: str
+    offline_after_s: int  # the server's OFFLINE_AFTER, shown when the device has none
     # Rendered on first use: most positions reach no client before the next one.
     _operator_json: str | None = None
     _public_json: str | None = None
@@ -70,7 +71,9 @@ class Vehicle:
     @property
     def operator_json(self) -> str:
         if self._operator_json is None:
-            self._operator_json = dumps(stream_operator_view(self.pos, self.state))
+            self._operator_json = dumps(
+                stream_operator_view(self.pos, self.state, self.offline_after_s)
+            )
         return self._operator_json
 
     @property
@@ -172,7 +175,7 @@ class Hub:
     def apply_attrs(
         self, device_id: int, attrs: dict[str, Any], at: datetime, now: datetime
     ) -> bool:
-        """An operator changed a vehicle (service, route, name); no new fix."""
+        """An operator changed a vehicle (service, route, name, its fleet info); no new fix."""
         old = self.vehicles.get(device_id)
         if old is None:
             return False  # not reporting yet: its first fix will carry the attributes
@@ -198,7 +201,7 @@ class Hub:
             if self.vehicles[pos.device_id].changed_at >= read_at:
                 continue
             attrs: dict[str, Any] = {"name": pos.name, "route": pos.route}
-            attrs.update(in_service=pos.in_service, seen=pos.seen)
+            attrs.update(in_service=pos.in_service, seen=pos.seen, fleet=pos.fleet)
             if self.apply_attrs(pos.device_id, attrs, now, now):
                 changed += 1
         return changed
@@ -234,6 +237,7 @@ class Hub:
             state=state,
             changed_at=changed_at,
             public_id=vid,
+            offline_after_s=self.offline_after_s,
         )
         key = pos.device_id
         self.vehicles[key] = vehicle

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from server.model import Device, FixIn, LivePosition, Seen
+from server.model import DeviceView, FixIn, FleetInfo, LivePosition, Seen
 from server.vehicle import VehicleState, iso, operator_view, vehicle_state
 
 WIRE_VERSION = 1
@@ -44,9 +44,11 @@ def public_id(key: bytes, device_id: int) -> str:
     return "v" + digest[:16]
 
 
-def stream_operator_view(pos: LivePosition, state: VehicleState) -> dict[str, Any]:
+def stream_operator_view(
+    pos: LivePosition, state: VehicleState, offline_after_s: int | None = None
+) -> dict[str, Any]:
     """A vehicle on an operator's stream: what ``/v1/fleet/live`` shows, plus ``in_service``."""
-    view = operator_view(pos, state)
+    view = operator_view(pos, state, offline_after_s)
     view["in_service"] = pos.in_service
     return view
 
@@ -59,6 +61,7 @@ def encode_positions(positions: list[LivePosition], now: datetime, offline_after
     for pos in positions:
         item = stream_operator_view(pos, vehicle_state(pos, now, offline_after_s))
         item["alt"] = pos.fix.alt
+        item["fleet"] = fleet_to_wire(pos.fleet)  # the device's own values, not the defaults
         # The view shows the newer of the fix's and the heartbeat's battery; the
         # wire carries the fix's own (the heartbeat travels on its own).
         item["battery"], item["charge"] = pos.fix.battery, pos.fix.charge
@@ -66,15 +69,60 @@ def encode_positions(positions: list[LivePosition], now: datetime, offline_after
     return _encode({"v": WIRE_VERSION, "positions": items})
 
 
-def encode_device(device: Device, at: datetime) -> bytes:
+def fleet_to_wire(fleet: FleetInfo) -> dict[str, Any]:
+    error = fleet.auth_error_at
+    return {
+        "vehicle_id": fleet.vehicle_id,
+        "vehicle": fleet.vehicle,
+        "route_id": fleet.route_id,
+        "trip_id": fleet.trip_id,
+        "offline_after_s": fleet.offline_after_s,
+        "agent_version": fleet.agent_version,
+        "backlog": fleet.backlog,
+        "auth_error_at": None if error is None else iso(error),
+    }
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def fleet_from_wire(item: Any) -> FleetInfo:
+    """The ``fleet`` object of a wire position or device; none at all: nothing known."""
+    if item is None:
+        return FleetInfo()
+    if not isinstance(item, dict):
+        raise WireError("fleet is not an object")
+    error = item.get("auth_error_at")
+    try:
+        return FleetInfo(
+            vehicle_id=_opt_int(item.get("vehicle_id")),
+            vehicle=_opt_str(item.get("vehicle")),
+            route_id=_opt_str(item.get("route_id")),
+            trip_id=_opt_str(item.get("trip_id")),
+            offline_after_s=_opt_int(item.get("offline_after_s")),
+            agent_version=_opt_str(item.get("agent_version")),
+            backlog=_opt_int(item.get("backlog")),
+            auth_error_at=None if error is None else _time(error),
+        )
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"bad fleet: {exc!r}") from None
+
+
+def encode_device(view: DeviceView, at: datetime) -> bytes:
     return _encode(
         {
             "v": WIRE_VERSION,
             "device": {
-                "id": device.id,
-                "name": device.name,
-                "in_service": device.in_service,
-                "route": device.route,
+                "id": view.device_id,
+                "name": view.name,
+                "in_service": view.in_service,
+                "route": view.route,
+                "fleet": fleet_to_wire(view.fleet),
             },
             "at": iso(at),
         }
@@ -161,6 +209,7 @@ def position_from_wire(item: dict[str, Any]) -> LivePosition:
             received_at=_time(item["received_at"]),
             route=item.get("route"),
             in_service=bool(item.get("in_service", True)),
+            fleet=fleet_from_wire(item.get("fleet")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"bad position: {exc!r}") from None
@@ -174,6 +223,7 @@ def device_from_wire(message: dict[str, Any]) -> tuple[int, dict[str, Any], date
             "name": str(device["name"]),
             "in_service": bool(device["in_service"]),
             "route": device.get("route"),
+            "fleet": fleet_from_wire(device.get("fleet")),
         }
         return int(device["id"]), attrs, _time(message["at"])
     except (KeyError, TypeError, ValueError) as exc:

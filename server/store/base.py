@@ -23,19 +23,24 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from server.gtfs.model import Feed, FeedInfo, Route
 from server.model import (
+    AgentReport,
+    AuditEntry,
     Device,
     DeviceSeen,
+    DeviceView,
     Event,
     FixIn,
     InsertResult,
     LivePosition,
     Role,
     Seen,
+    Share,
     User,
+    VehicleRecord,
 )  # fmt: skip
 
 
@@ -45,6 +50,21 @@ class StoreUnavailable(Exception):
 
 class Conflict(Exception):
     """A unique name (device or user) is already taken."""
+
+
+EnrollRefusal = Literal["unknown_code", "expired_code", "used_code"]
+
+
+class EnrollmentRefused(Exception):
+    """An enrollment code that cannot be redeemed, and which of the three reasons."""
+
+    def __init__(self, reason: EnrollRefusal) -> None:
+        super().__init__(reason)
+        self.reason: EnrollRefusal = reason
+
+
+# The fields of a vehicle an operator may change (``Fleet.update_vehicle``).
+VEHICLE_FIELDS = ("label", "plate", "device_id", "route_id", "trip_id", "block_id", "service_date")
 
 
 class PoolStats(NamedTuple):
@@ -156,6 +176,80 @@ class Registry(Protocol):
         """The device's events with start <= t < end, oldest first."""
 
 
+class Fleet(Protocol):
+    """What operators keep of their fleet (docs/fleet.md): enrollment, vehicles, shares, audit."""
+
+    # devices: enrollment, thresholds, agents' reports, refused calls ----------------
+    async def issue_enrollment_code(
+        self, device_id: int, code_hash: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        """Store a code for the device, replacing its unused ones; False if no such device."""
+
+    async def redeem_enrollment_code(
+        self, code_hash: str, token_hash: str, now: datetime
+    ) -> Device:
+        """Use the code once: the device gets ``token_hash`` (the old token is retired).
+
+        Raise EnrollmentRefused: unknown_code, expired_code (expires_at <= now), used_code.
+        """
+
+    async def device_view(self, device_id: int) -> DeviceView | None:
+        """The device as the live views show it (its vehicle, route, threshold, agent)."""
+
+    async def set_offline_after(self, device_id: int, seconds: int | None) -> Device | None:
+        """The device's own offline threshold; None returns it to OFFLINE_AFTER."""
+
+    async def record_agent(
+        self, device_id: int, report: AgentReport, at: datetime, base_before: datetime
+    ) -> None:
+        """Keep the agent's latest report; the one before becomes ``backlog_base`` when the
+        base is older than ``base_before`` (so the base is about that old)."""
+
+    async def note_auth_error(self, token_hash: str, at: datetime) -> int | None:
+        """A call refused: if the token was a device's (revoked, or replaced), mark that
+        device's ``auth_error_at`` and return its id; None for a token never issued."""
+
+    async def fixes_between(self, start: datetime, end: datetime) -> int:
+        """How many stored fixes have start <= t < end, over every device."""
+
+    # vehicles ------------------------------------------------------------------------
+    async def add_vehicle(self, label: str, plate: str | None) -> VehicleRecord:
+        """Raise Conflict when the label is taken."""
+
+    async def get_vehicle(self, vehicle_id: int) -> VehicleRecord | None: ...
+
+    async def list_vehicles(self) -> list[VehicleRecord]: ...
+
+    async def update_vehicle(
+        self, vehicle_id: int, changes: dict[str, Any]
+    ) -> VehicleRecord | None:
+        """Apply ``changes`` (keys of VEHICLE_FIELDS; None clears). Installing a device
+        takes it out of any other vehicle. Conflict for a taken label, LookupError for an
+        unknown device, None for an unknown vehicle."""
+
+    async def delete_vehicle(self, vehicle_id: int) -> bool: ...
+
+    # share links -----------------------------------------------------------------------
+    async def add_share(
+        self, vehicle_id: int, token_hash: str, created_by: str, now: datetime, expires_at: datetime
+    ) -> Share:
+        """Raise LookupError for an unknown vehicle."""
+
+    async def list_shares(self, vehicle_id: int) -> list[Share]:
+        """Newest first, revoked and expired ones included."""
+
+    async def share_by_token_hash(self, token_hash: str) -> Share | None: ...
+
+    async def revoke_share(self, share_id: int, now: datetime) -> Share | None:
+        """Revoke (once: a second revoke keeps the first time); None if no such share."""
+
+    # audit -----------------------------------------------------------------------------
+    async def add_audit(self, entry: AuditEntry) -> AuditEntry: ...
+
+    async def audit_entries(self, limit: int, before: int | None = None) -> list[AuditEntry]:
+        """Newest first; ``before``: only entries with a smaller id (the next page)."""
+
+
 class Positions(Protocol):
     async def insert_fixes(
         self, device_id: int, fixes: Sequence[FixIn], received_at: datetime
@@ -253,5 +347,5 @@ class Maintenance(Protocol):
         """Group commit's totals since the store was built (server/store/groups.py)."""
 
 
-class Store(Lifecycle, Registry, Positions, Transit, Maintenance, Protocol):
+class Store(Lifecycle, Registry, Fleet, Positions, Transit, Maintenance, Protocol):
     """Everything a store holds; both stores implement all of it."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from server.model import FixIn
 from server.store.groups import Job
-from server.store.sql import FIX_COLS
+from server.store.sql import FIX_COLS, FLEET_COLS, FLEET_JOIN
 
 # From this many fixes on, COPY into a staging table beats binding nine arrays.
 COPY_FROM = 64
@@ -53,10 +53,10 @@ moved AS (
     {move_forward}
     RETURNING device_id, received_at, {cols}
 )
-SELECT (SELECT count(*) FROM stored) AS accepted, m.*, d.name, d.route, d.in_service
+SELECT (SELECT count(*) FROM stored) AS accepted, m.*, {fleet}
 FROM (SELECT 1) AS one
 LEFT JOIN moved AS m ON true
-LEFT JOIN devices AS d ON d.id = m.device_id
+LEFT JOIN devices AS d ON d.id = m.device_id {fleet_join}
 """
 
 # Small batches (live mode): one round trip, the columns bound as arrays.
@@ -69,6 +69,8 @@ INSERT_BATCH = _STATEMENT.format(
     device="$1",
     received="$14",
     move_forward=_MOVE_FORWARD,
+    fleet=FLEET_COLS,
+    fleet_join=FLEET_JOIN,
 )
 
 # Large batches (backfill): COPY into this per-connection staging table, then one
@@ -82,7 +84,13 @@ CREATE_STAGE = f"""CREATE TEMP TABLE IF NOT EXISTS {STAGE} (
 ) ON COMMIT DELETE ROWS"""
 _STAGE_COLUMNS = ["ord", *FIX_COLS.split(", ")]
 INSERT_STAGED = _STATEMENT.format(
-    cols=FIX_COLS, source=STAGE, device="$1", received="$2", move_forward=_MOVE_FORWARD
+    cols=FIX_COLS,
+    source=STAGE,
+    device="$1",
+    received="$2",
+    move_forward=_MOVE_FORWARD,
+    fleet=FLEET_COLS,
+    fleet_join=FLEET_JOIN,
 )
 
 
@@ -182,11 +190,11 @@ moved AS (
     {_MOVE_FORWARD}
     RETURNING device_id, received_at, {FIX_COLS}
 )
-SELECT r.req, coalesce(c.accepted, 0) AS accepted, m.*, d.name, d.route, d.in_service
+SELECT r.req, coalesce(c.accepted, 0) AS accepted, m.*, {FLEET_COLS}
 FROM reqs AS r
 LEFT JOIN counted AS c ON c.req = r.req
 LEFT JOIN moved AS m ON m.device_id = r.device_id
-LEFT JOIN devices AS d ON d.id = m.device_id
+LEFT JOIN devices AS d ON d.id = m.device_id {FLEET_JOIN}
 ORDER BY r.req
 """
 

@@ -34,6 +34,7 @@ from server.store.base import (
     retention_cutoff,
 )
 from server.store.groups import Grouper, Job, insert_grouper
+from server.store.pg_fleet import PostgisFleet, set_token
 from server.store.pg_replica import ReadReplica
 from server.store.rows import Rows
 from server.store.sql import DEVICE_COLS, LIVE_SELECT, USER_COLS
@@ -76,7 +77,7 @@ def _as_is(value: datetime) -> datetime:
 _ROWS = Rows(_as_is)
 
 
-class PostgisStore:
+class PostgisStore(PostgisFleet):
     def __init__(
         self,
         url: str,
@@ -297,10 +298,8 @@ class PostgisStore:
         return [_ROWS.device(r) for r in await self._fetch(SQL.list_devices)]
 
     async def set_device_token(self, device_id: int, token_hash: str) -> bool:
-        try:
-            return await self._updated(SQL.set_device_token, token_hash, device_id)
-        except asyncpg.exceptions.UniqueViolationError as exc:
-            raise Conflict("token already in use") from exc
+        async with self._conn() as conn, conn.transaction():
+            return await set_token(conn, device_id, token_hash, datetime.now(UTC))
 
     async def revoke_device(self, device_id: int) -> bool:
         return await self._updated(SQL.revoke_device, device_id)

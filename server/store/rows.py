@@ -9,11 +9,25 @@ PostgreSQL's booleans and SQLite's 0/1 alike.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from server.model import Device, DeviceSeen, Event, FixIn, LivePosition, Seen, User
+from server.model import (
+    AuditEntry,
+    Device,
+    DeviceSeen,
+    DeviceView,
+    Event,
+    FixIn,
+    FleetInfo,
+    LivePosition,
+    Seen,
+    Share,
+    User,
+    VehicleRecord,
+)
 
 
 def as_bool(value: int | bool | None) -> bool | None:
@@ -44,7 +58,25 @@ class Rows:
         return LivePosition(
             device_id=row["device_id"], name=row["name"], fix=self.fix(row),
             received_at=self.time(row["received_at"]), route=row["route"],
-            in_service=bool(row["in_service"]), seen=self.seen(row),
+            in_service=bool(row["in_service"]), seen=self.seen(row), fleet=self.fleet(row),
+        )  # fmt: skip
+
+    def device_view(self, row: Any) -> DeviceView:
+        return DeviceView(
+            device_id=row["device_id"], name=row["name"], route=row["route"],
+            in_service=bool(row["in_service"]), fleet=self.fleet(row),
+        )  # fmt: skip
+
+    def maybe(self, value: Any) -> datetime | None:
+        return None if value is None else self.time(value)
+
+    def fleet(self, row: Any) -> FleetInfo:
+        """The FLEET_COLS of a row (server/store/sql.py)."""
+        return FleetInfo(
+            vehicle_id=row["vehicle_id"], vehicle=row["vehicle_label"], route_id=row["route_id"],
+            trip_id=row["trip_id"], offline_after_s=row["offline_after_s"],
+            agent_version=row["agent_version"], backlog=row["backlog"],
+            auth_error_at=self.maybe(row["auth_error_at"]),
         )  # fmt: skip
 
     def device_seen(self, row: Any) -> DeviceSeen:
@@ -52,7 +84,7 @@ class Rows:
         seen = Seen(self.time(row["seen_at"]), row["seen_battery"], as_bool(row["seen_charge"]))
         return DeviceSeen(
             device_id=row["device_id"], name=row["name"], seen=seen, route=row["route"],
-            in_service=bool(row["in_service"]),
+            in_service=bool(row["in_service"]), fleet=self.fleet(row),
         )  # fmt: skip
 
     def event(self, row: Any) -> Event:
@@ -62,11 +94,35 @@ class Rows:
             lat=row["lat"], lon=row["lon"],
         )  # fmt: skip
 
-    @staticmethod
-    def device(row: Any) -> Device:
+    def device(self, row: Any) -> Device:
         return Device(
             id=row["id"], name=row["name"], active=bool(row["active"]),
             in_service=bool(row["in_service"]), route=row["route"],
+            offline_after_s=row["offline_after_s"], agent_version=row["agent_version"],
+            backlog=row["backlog"], agent_at=self.maybe(row["agent_at"]),
+            backlog_base=row["backlog_base"], auth_error_at=self.maybe(row["auth_error_at"]),
+        )  # fmt: skip
+
+    @staticmethod
+    def vehicle(row: Any) -> VehicleRecord:
+        return VehicleRecord(
+            id=row["id"], label=row["label"], plate=row["plate"], device_id=row["device_id"],
+            route_id=row["route_id"], trip_id=row["trip_id"], block_id=row["block_id"],
+            service_date=row["service_date"],
+        )  # fmt: skip
+
+    def share(self, row: Any) -> Share:
+        return Share(
+            id=row["id"], vehicle_id=row["vehicle_id"], created_by=row["created_by"],
+            created_at=self.time(row["created_at"]), expires_at=self.time(row["expires_at"]),
+            revoked_at=self.maybe(row["revoked_at"]),
+        )  # fmt: skip
+
+    def audit(self, row: Any) -> AuditEntry:
+        return AuditEntry(
+            id=row["id"], at=self.time(row["at"]), actor=row["actor"], action=row["action"],
+            target_type=row["target_type"], target_id=row["target_id"],
+            detail=json.loads(row["detail"]),
         )  # fmt: skip
 
     @staticmethod

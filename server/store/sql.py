@@ -18,23 +18,38 @@ from dataclasses import dataclass, fields
 
 FIX_COLS = "fix_time, lat, lon, alt, speed, heading, hdop, sats, mode, accuracy, battery, charge"
 POSITION_COLS = f"device_id, received_at, {FIX_COLS}"  # positions and last_positions
-DEVICE_COLS = "id, name, active, in_service, route"
+DEVICE_COLS = (
+    "id, name, active, in_service, route, offline_after_s, agent_version, backlog, agent_at,"
+    " backlog_base, auth_error_at"
+)
 USER_COLS = "id, username, password_hash, role"
 EVENT_COLS = "id, device_id, event_time, kind, received_at, lat, lon"
 
+# What readers show of a device (``d``) besides its position, with the vehicle (``v``)
+# it is installed in (FLEET_JOIN): the vehicle's route, when it has one, is the
+# device's route (docs/decisions.md D41).
+FLEET_COLS = (
+    "d.name, coalesce(v.route_id, d.route) AS route, d.in_service, d.offline_after_s,"
+    " d.agent_version, d.backlog, d.auth_error_at, v.id AS vehicle_id,"
+    " v.label AS vehicle_label, v.route_id, v.trip_id"
+)
+FLEET_JOIN = "LEFT JOIN vehicles v ON v.device_id = d.id"
+
 # Every device's live position with its last heartbeat; callers add WHERE / ORDER BY.
 LIVE_SELECT = f"""
-SELECT lp.device_id, d.name, d.route, d.in_service, lp.received_at,
+SELECT lp.device_id, {FLEET_COLS}, lp.received_at,
        {", ".join("lp." + c for c in FIX_COLS.split(", "))},
        s.seen_at, s.battery AS seen_battery, s.charge AS seen_charge
-FROM last_positions lp JOIN devices d ON d.id = lp.device_id
+FROM last_positions lp JOIN devices d ON d.id = lp.device_id {FLEET_JOIN}
 LEFT JOIN device_seen s ON s.device_id = lp.device_id
 """
-SEEN_SELECT = """
-SELECT s.device_id, d.name, d.route, d.in_service, s.seen_at,
+SEEN_SELECT = f"""
+SELECT s.device_id, {FLEET_COLS}, s.seen_at,
        s.battery AS seen_battery, s.charge AS seen_charge
-FROM device_seen s JOIN devices d ON d.id = s.device_id
+FROM device_seen s JOIN devices d ON d.id = s.device_id {FLEET_JOIN}
 """
+# One device as the live views show it, position aside.
+DEVICE_VIEW = f"SELECT d.id AS device_id, {FLEET_COLS} FROM devices d {FLEET_JOIN} WHERE d.id = ?"
 
 
 def numbered(sql: str) -> str:
@@ -59,6 +74,12 @@ class Statements:
     set_device_token: str = (  # token_hash, id
         "UPDATE devices SET token_hash = ?, active = TRUE WHERE id = ?"
     )
+    # The token a rotation replaces: calls with it are this device's auth errors.
+    retire_token: str = (  # retired_at, id
+        "INSERT INTO retired_tokens (token_hash, device_id, retired_at)"
+        " SELECT token_hash, id, ? FROM devices WHERE id = ? ON CONFLICT DO NOTHING"
+    )
+    device_view: str = DEVICE_VIEW  # id
     revoke_device: str = "UPDATE devices SET active = FALSE WHERE id = ?"  # id
     update_device: str = (  # in_service, route (None keeps either), id
         "UPDATE devices SET in_service = coalesce(?, in_service), route = coalesce(?, route)"

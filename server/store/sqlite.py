@@ -48,6 +48,7 @@ from server.store.groups import Grouper, Job, insert_grouper
 from server.store.rows import Rows
 from server.store.sql import DEVICE_COLS, POSITION_COLS, USER_COLS
 from server.store.sql import SQLITE as SQL
+from server.store.sqlite_fleet import SqliteFleet, set_token
 from server.vehicle import distance_m
 
 T = TypeVar("T")
@@ -113,7 +114,7 @@ def _insert_job(conn: sqlite3.Connection, job: Job) -> InsertResult:
     return InsertResult(accepted=accepted, duplicates=len(job.fixes) - accepted, live=live)
 
 
-class SqliteStore:
+class SqliteStore(SqliteFleet):
     def __init__(self, path: Path | str) -> None:
         self._path = Path(path)
         self._executor: ThreadPoolExecutor | None = None
@@ -284,8 +285,11 @@ class SqliteStore:
         return [_ROWS.device(r) for r in await self._rows(SQL.list_devices)]
 
     async def set_device_token(self, device_id: int, token_hash: str) -> bool:
-        with _conflict_on_unique("token already in use"):
-            return await self._changed(SQL.set_device_token, token_hash, device_id)
+        def work(conn: sqlite3.Connection) -> bool:
+            with schema.transaction(conn):
+                return set_token(conn, device_id, token_hash, datetime.now(UTC))
+
+        return await self._run(work)
 
     async def revoke_device(self, device_id: int) -> bool:
         return await self._changed(SQL.revoke_device, device_id)

@@ -47,6 +47,19 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/v1/stops/{stop_id:str}"): "public",
     ("GET", "/gtfs-rt/vehicle-positions"): "public",
     # GET / without a device id is the rider app: public in effect (see below).
+    # The web pages and their assets (docs/console.md): public files; the data needs sign-in.
+    ("GET", "/v1/map"): "public",
+    ("GET", "/share/{token:str}"): "public",
+    ("GET", "/console/{file_path:path}"): "public",
+    ("HEAD", "/console/{file_path:path}"): "public",
+    ("GET", "/monitor/{file_path:path}"): "public",
+    ("HEAD", "/monitor/{file_path:path}"): "public",
+    ("GET", "/share-assets/{file_path:path}"): "public",
+    ("HEAD", "/share-assets/{file_path:path}"): "public",
+    ("GET", "/console"): "public",
+    ("GET", "/monitor"): "public",
+    ("POST", "/v1/enroll"): "public",
+    ("GET", "/v1/shared/{token:str}"): "public",
     ("GET", "/"): "device",
     ("POST", "/"): "device",
     ("GET", "/osmand"): "device",
@@ -57,6 +70,9 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/v1/vehicles/{device_id:int}/track"): "viewer",
     ("GET", "/v1/devices"): "viewer",
     ("GET", "/v1/devices/{device_id:int}/events"): "viewer",
+    ("GET", "/v1/devices/{device_id:int}/trips"): "viewer",
+    ("GET", "/v1/vehicles"): "viewer",
+    ("GET", "/v1/fleet/summary"): "viewer",
     ("GET", "/v1/live/stats"): "viewer",
     ("GET", "/v1/live/stream"): "viewer",
     ("WS", "/ws"): "viewer",
@@ -65,9 +81,17 @@ EXPECTED: dict[Key, Access] = {
     ("PATCH", "/v1/routes/{route_id:str}"): "operator",
     ("DELETE", "/v1/routes/{route_id:str}"): "operator",
     ("GET", "/v1/gtfs-rt/problems"): "operator",
+    ("POST", "/v1/devices/{device_id:int}/enrollment-code"): "operator",
+    ("POST", "/v1/vehicles"): "operator",
+    ("PATCH", "/v1/vehicles/{vehicle_id:int}"): "operator",
+    ("DELETE", "/v1/vehicles/{vehicle_id:int}"): "operator",
+    ("POST", "/v1/vehicles/{vehicle_id:int}/share"): "operator",
+    ("GET", "/v1/vehicles/{vehicle_id:int}/shares"): "operator",
+    ("DELETE", "/v1/shares/{share_id:int}"): "operator",
     ("POST", "/v1/devices"): "admin",
     ("POST", "/v1/devices/{device_id:int}/rotate"): "admin",
     ("POST", "/v1/devices/{device_id:int}/revoke"): "admin",
+    ("GET", "/v1/audit"): "admin",
 }
 # Where each device route takes its token: a header (protocol v1) or the query (OsmAnd).
 DEVICE_TOKEN_IN_HEADER = {"/v1/telemetry/location"}
@@ -153,7 +177,8 @@ def _call(
         method, f"{server.url}{path}", headers=headers, params=params, timeout=30
     ) as r:
         body: Any = None
-        if r.headers.get("content-type", "").startswith("application/json"):
+        # A HEAD answer (the static files') has a JSON content type but never a body.
+        if method != "HEAD" and r.headers.get("content-type", "").startswith("application/json"):
             r.read()
             body = r.json()
         return r.status_code, dict(r.headers), body

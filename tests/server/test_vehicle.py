@@ -41,7 +41,21 @@ FLEET_FIELDS = [
     "last_seen",
     "state",
 ]
-PUBLIC_FIELDS = ["id", "label", "route", "route_id", "lat", "lon", "heading", "speed", "t", "state"]
+# What the fleet model adds (docs/fleet.md): the vehicle, its assignment, the agent.
+FLEET_MODEL_FIELDS = [
+    "vehicle",
+    "vehicle_id",
+    "route_id",
+    "trip_id",
+    "agent_version",
+    "backlog",
+    "offline_after_s",
+    "auth_error_at",
+]
+FLEET_FIELDS += FLEET_MODEL_FIELDS
+PUBLIC_FIELDS = [
+    "id", "label", "route", "route_id", "trip_id", "lat", "lon", "heading", "speed", "t", "state"
+]  # fmt: skip
 
 
 def ago(seconds: float) -> datetime:
@@ -149,6 +163,7 @@ def test_operator_view_is_the_fleet_row() -> None:
         "received_at": "2026-11-29T08:00:00Z",
         "last_seen": "2026-11-29T08:00:00Z",
         "state": "online",
+        **dict.fromkeys(FLEET_MODEL_FIELDS),
     }
 
 

@@ -1,0 +1,54 @@
+"""``GET /v1/devices/{id}/trips``: the trip statistics of a device's track over a period.
+
+The same period rules as the track (``server/tracks.py``: ``from``/``to``,
+default the last hour, at most 7 days); the numbers come from
+``server/trips.py``, over every stored fix (never the simplified track).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request, get
+from litestar.params import FromPath, QueryParameter
+
+from server.access import access
+from server.http import ApiError, services
+from server.tracks import MAX_ID, query_time, track_range
+from server.trips import trip_stats
+from server.vehicle import iso
+
+
+@get(
+    "/v1/devices/{device_id:int}/trips",
+    tags=["fleet"],
+    summary="Trip statistics of a device's track: distance, moving/stopped time, stops",
+    opt=access("viewer"),
+)
+async def device_trips(
+    request: Request[Any, Any, Any],
+    device_id: FromPath[int],
+    start: Annotated[
+        str | None,
+        QueryParameter(name="from", description="ISO 8601 with offset, or epoch seconds"),
+    ] = None,
+    end: Annotated[
+        str | None,
+        QueryParameter(
+            name="to", description="ISO 8601 with offset, or epoch seconds; default now"
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    svc = services(request)
+    t0, t1 = track_range(query_time("from", start), query_time("to", end), datetime.now(UTC))
+    device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
+    if device is None:
+        raise ApiError(404, f"no device with id {device_id}")
+    stats = trip_stats(await svc.store.track(device_id, t0, t1)).as_json()
+    return {
+        "device_id": device_id,
+        "name": device.name,
+        "period": {"from": iso(t0), "to": iso(t1)},
+        **stats,
+    }

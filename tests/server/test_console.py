@@ -1,0 +1,333 @@
+"""The operator console at ``/console/`` in a real chromium, against a real server.
+
+One server and one browser for the module. Access tokens live 4 s here, so
+every test also runs across token renewals: the console must renew by itself
+and its live stream must carry on (the server closes it with 4401 at expiry).
+Tiles are off (no network in tests): the map shows its plain background.
+OFFLINE_AFTER is 5 s, so a bus not reporting during a test turns offline in it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from server.model import Device
+from server.settings import RateLimit
+from server.vehicle import EARTH_RADIUS_M
+from tests.browser import screenshot
+from tests.server.running import RunningServer, make_settings
+
+PASSWORD = "console-pw-1234"
+OFFLINE_AFTER_S = 5  # short, so a bus that stops reporting turns offline within a test
+M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    settings = make_settings(
+        tmp_path_factory.mktemp("console"),
+        map_tile_url="",
+        jwt_access_expiry_s=4,
+        offline_after_s=OFFLINE_AFTER_S,
+        rate_limit_api=RateLimit(10_000, 60),
+    )
+    running = RunningServer(settings).start()
+    running.add_user("olga", PASSWORD, "admin")
+    yield running
+    running.stop()
+
+
+def report(server: RunningServer, token: str, *fixes: dict[str, Any]) -> None:
+    r = httpx.post(
+        f"{server.url}/v1/telemetry/location",
+        json={"fixes": list(fixes)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert r.status_code == 200, r.text
+
+
+def fix(lat: float, lon: float, ago_s: float = 0, **more: Any) -> dict[str, Any]:
+    t = datetime.now(UTC) - timedelta(seconds=ago_s)
+    return {"t": t.isoformat(), "lat": lat, "lon": lon, **more}
+
+
+def sign_in(page: Page, server: RunningServer) -> None:
+    page.goto(server.url + "/console/")
+    page.get_by_label("Username").fill("olga")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#link")).to_have_text("live")
+
+
+def drawn(page: Page, device: Device) -> list[float] | None:
+    at: list[float] | None = page.evaluate(f"window.bustracker.layer.drawnAt({device.id})")
+    return at
+
+
+@pytest.fixture(scope="module")
+def desk(console: RunningServer, browser: Browser) -> Iterator[Page]:
+    """One operator's console, signed in once and kept open through the module's tests."""
+    context = browser.new_context(viewport={"width": 1024, "height": 700}, accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+# Where the replay's marker (the one circle of radius 9) is now.
+REPLAY_MARKER = """(() => { let p; window.bustracker.map.eachLayer(l => {
+  if (l.setRadius && l.options.radius === 9) p = l.getLatLng(); }); return [p.lat, p.lng]; })()"""
+
+
+def tab(page: Page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+@pytest.fixture(scope="module")
+def buses(console: RunningServer) -> dict[str, tuple[Device, str]]:
+    fleet = {
+        name: console.add_device(name, route)
+        for name, route in (("bus-1", "5"), ("bus-2", "7"), ("bus-3", "5"))
+    }
+    report(console, fleet["bus-1"][1], fix(45.4650, 9.1900, speed=8.0, heading=90.0))
+    report(console, fleet["bus-2"][1], fix(45.4700, 9.2000, speed=0.0))
+    # bus-3 reports only now: offline 5 s later, and the table then lists it first.
+    report(console, fleet["bus-3"][1], fix(45.4600, 9.1800, ago_s=60))
+    return fleet
+
+
+def test_a_wrong_password_is_refused_in_words(console: RunningServer, desk: Page) -> None:
+    page = desk
+    page.goto(console.url + "/console/")
+    page.get_by_label("Username").fill("olga")
+    page.get_by_label("Password").fill("not it")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text("wrong username or password")
+    screenshot(page, "console-signin-refused")
+
+
+def test_signed_in_the_map_shows_the_buses_and_they_glide_to_new_fixes(
+    console: RunningServer, buses: dict[str, tuple[Device, str]], desk: Page
+) -> None:
+    page = desk
+    sign_in(page, console)
+    bus1, token1 = buses["bus-1"]
+    expect(page.locator("[data-count=vehicles] b")).to_have_text("3")
+    assert drawn(page, bus1) == pytest.approx([45.4650, 9.1900], abs=1e-6)
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#map')).backgroundImage") != "none"
+    )
+    screenshot(page, "console-map")
+    # Watch the drawn position on every frame while a new fix arrives.
+    page.evaluate(
+        f"""() => {{ window.seen = []; const step = () => {{
+            window.seen.push(window.bustracker.layer.drawnAt({bus1.id}));
+            if (window.seen.length < 600) requestAnimationFrame(step); }};
+            requestAnimationFrame(step); }}"""
+    )
+    report(console, token1, fix(45.4650, 9.1950, speed=9.0, heading=90.0))
+    page.wait_for_function(
+        f"Math.abs(window.bustracker.layer.drawnAt({bus1.id})[1] - 9.195) < 1e-6"
+    )
+    lons = [p[1] for p in page.evaluate("window.seen") if p]
+    between = [x for x in lons if 9.1900 + 1e-6 < x < 9.1950 - 1e-6]
+    assert between, "the marker jumped instead of gliding"
+    assert lons == sorted(lons), "the glide went backwards"
+
+
+def test_the_live_stream_outlives_its_access_token(
+    console: RunningServer, buses: dict[str, tuple[Device, str]], desk: Page
+) -> None:
+    page = desk
+    first = page.evaluate("window.bustracker.live.ws.url")
+    bus2, token2 = buses["bus-2"]
+    # The first token expires after 4 s; the stream is reconnected with a renewed one.
+    page.wait_for_function(
+        f"(l => l.ws && l.ws.url !== {first!r} && l.status === 'live')(window.bustracker.live)",
+        timeout=15_000,
+    )
+    report(console, token2, fix(45.4710, 9.2010, speed=3.0))
+    page.wait_for_function(
+        f"Math.abs(window.bustracker.layer.drawnAt({bus2.id})[0] - 45.471) < 1e-6"
+    )
+    expect(page.locator("#signin")).to_be_hidden()
+
+
+def test_the_fleet_table_puts_offline_first_filters_sorts_and_exports(
+    console: RunningServer, buses: dict[str, tuple[Device, str]], desk: Page
+) -> None:
+    page = desk
+    for name in ("bus-1", "bus-2"):
+        report(console, buses[name][1], fix(45.4650, 9.1900, speed=5.0))
+    tab(page, "Fleet")
+    rows = page.locator("#fleet tbody tr")
+    expect(rows).to_have_count(3)
+    # bus-3 has been silent since the module began: offline, and listed first.
+    expect(rows.first.locator("td").nth(1)).to_have_text("offline", timeout=15_000)
+    expect(page.locator("[data-count=offline] b")).to_have_text("1")
+    assert rows.first.locator("td").nth(0).inner_text() == "bus-3"
+    assert rows.first.locator("td").nth(1).inner_text() == "offline"
+    assert rows.nth(1).locator("td").nth(1).inner_text() == "online"
+    screenshot(page, "console-fleet-table")
+    page.get_by_role("button", name="Vehicle").click()
+    expect(rows.first.locator("td").first).to_have_text("bus-1")
+    page.get_by_label("Filter").fill("7")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td").first).to_have_text("bus-2")
+    page.get_by_label("Filter").fill("")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV").click()
+    text = Path(download.value.path()).read_text()
+    listed = {r["vehicle"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert set(listed) == {"bus-1", "bus-2", "bus-3"}
+    assert listed["bus-3"]["state"] == "offline" and listed["bus-1"]["route"] == "5"
+
+
+def test_a_devices_track_replays_with_its_trip_statistics(
+    console: RunningServer, desk: Page
+) -> None:
+    page = desk
+    _, token = console.add_device("bus-9", "14")
+    # 2 min north at 10 m/s, a 60 s stop, 1 min on at 10 m/s: 1.8 km, one stop.
+    start = 400
+    fixes = [fix(45.0 + 10 * i / M_PER_DEG, 9.0, ago_s=start - i) for i in range(121)]
+    fixes += [fix(45.0 + 1200 / M_PER_DEG, 9.0, ago_s=start - 120 - i) for i in range(1, 61)]
+    fixes += [
+        fix(45.0 + (1200 + 10 * i) / M_PER_DEG, 9.0, ago_s=start - 180 - i) for i in range(1, 61)
+    ]
+    report(console, token, *fixes)
+    tab(page, "Fleet")
+    page.locator("#fleet tbody tr", has_text="bus-9").click()
+    detail = page.get_by_role("complementary", name="Vehicle detail")
+    expect(detail.get_by_role("heading")).to_have_text("bus-9")
+    detail.get_by_role("button", name="Show track").click()
+    expect(detail.locator("[data-stat=Distance]")).to_have_text("1.80 km")
+    expect(detail.locator("[data-stat=Stops]")).to_have_text("1")
+    expect(detail.locator("[data-stat=Moving]")).to_have_text("3 min 0 s")
+    expect(detail.locator("[data-stat=Stopped]")).to_have_text("1 min 0 s")
+    expect(detail.locator("[data-stat='Max speed']")).to_have_text("36 km/h")
+    expect(page.locator("#view-map")).to_be_visible()
+    detail.get_by_label("Speed").select_option("60")
+    detail.get_by_role("button", name="Play").click()
+    expect(detail.get_by_role("button", name="Pause")).to_be_visible()
+    page.wait_for_function("document.querySelector('#slider').value > 50")
+    screenshot(page, "console-replay")
+    detail.get_by_role("button", name="Pause").click()
+    detail.get_by_label("Replay time").fill("1000")
+    expect(detail.locator("#replay-time")).not_to_have_text("")
+    end = page.evaluate(REPLAY_MARKER)
+    assert end == pytest.approx([45.0 + 1800 / M_PER_DEG, 9.0], abs=1e-6)
+
+
+def test_an_admin_creates_a_device_and_revokes_it(console: RunningServer, desk: Page) -> None:
+    page = desk
+    page.keyboard.press("Escape")  # the detail left open by the replay
+    tab(page, "Devices")
+    page.get_by_label("Name", exact=True).fill("bus-40")
+    page.get_by_label("Route", exact=True).fill("90")
+    page.get_by_role("button", name="Create device").click()
+    token = page.locator("[data-secret]").inner_text()
+    report(console, token, fix(45.48, 9.21))  # the token shown works
+    row = page.locator("#view-devices tr", has_text="bus-40")
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name="Revoke").click()
+    expect(page.locator("#view-devices tr", has_text="bus-40").locator("td").nth(2)).to_have_text(
+        "revoked"
+    )
+    refused = httpx.post(
+        f"{console.url}/v1/telemetry/location",
+        json={"fixes": [fix(45.48, 9.21)]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert refused.status_code == 401
+    screenshot(page, "console-devices")
+
+
+def test_on_a_tablet_the_detail_covers_the_map_and_closes_with_escape(
+    console: RunningServer, buses: dict[str, tuple[Device, str]], browser: Browser, desk: Page
+) -> None:
+    # The desk's session, carried over as a reloaded tab would keep it.
+    saved = desk.evaluate("sessionStorage.getItem('bustracker.console.session')")
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
+    try:
+        context.add_init_script(
+            f"sessionStorage.setItem('bustracker.console.session', {json.dumps(saved)})"
+        )
+        page = context.new_page()
+        page.goto(console.url + "/console/")
+        expect(page.locator("#link")).to_have_text("live")
+        page.get_by_role("tab", name="Fleet").click()
+        page.locator("#fleet tbody tr").first.focus()
+        page.keyboard.press("Enter")
+        detail = page.locator("#detail")
+        expect(detail).to_be_visible()
+        assert detail.bounding_box()["width"] == 768  # type: ignore[index]
+        screenshot(page, "console-tablet-detail")
+        page.keyboard.press("Escape")
+        expect(detail).to_be_hidden()
+    finally:
+        context.close()
+
+
+def test_a_vehicle_gets_a_unit_a_threshold_and_a_share_link_a_stranger_opens(
+    console: RunningServer, buses: dict[str, tuple[Device, str]], desk: Page
+) -> None:
+    page = desk
+    bus2, token2 = buses["bus-2"]
+    # An assignment names a route of the routes list (D41): the operators' own here.
+    made = httpx.post(f"{console.url}/v1/routes", json={"route_id": "7A", "short_name": "7A"},
+                      headers=console.operator("operator"), timeout=30)  # fmt: skip
+    assert made.status_code == 201, made.text
+    tab(page, "Vehicles")
+    page.get_by_label("Label").fill("Coach 2")
+    page.get_by_role("button", name="Add vehicle").click()
+    row = page.locator("#view-vehicles tr", has_text="Coach 2")
+    row.get_by_label("Unit in Coach 2").select_option(label="bus-2")
+    row.get_by_label("Route of Coach 2").fill("7A")
+    row.get_by_role("button", name="Save").click()
+    expect(page.locator("#vehicle-msg")).to_have_text("Saved.")
+    report(console, token2, fix(45.4720, 9.2020, speed=4.0))
+    tab(page, "Fleet")
+    coach = page.locator("#fleet tbody tr", has_text="Coach 2")
+    expect(coach.locator("td").nth(4)).to_have_text("7A")
+    coach.click()
+    detail = page.locator("#detail")
+    detail.get_by_label("Seconds").fill("30")
+    detail.get_by_role("button", name="Save").click()
+    expect(detail.locator("#offline-msg")).to_have_text("saved: 30 s")
+    devices = httpx.get(f"{console.url}/v1/devices", headers=console.operator("viewer")).json()
+    saved = next(d for d in devices["devices"] if d["id"] == bus2.id)
+    assert saved["offline_after_s"] == 30
+    detail.get_by_role("button", name="Create share link").click()
+    link = detail.locator("#share-url")
+    expect(link).to_be_visible()
+    screenshot(page, "console-share-link")
+    stranger = page.context.browser.new_page()  # type: ignore[union-attr]
+    try:
+        # The public page: no sign-in, the bus where it last reported, the link's expiry.
+        stranger.goto(console.url + str(link.get_attribute("href")))
+        expect(stranger.get_by_role("heading")).to_have_text("Coach 2")
+        expect(stranger.get_by_role("status")).to_contain_text("Link valid until")
+        marker = "(m => [m.getLatLng().lat, m.getLatLng().lng])(window.bustracker.marker)"
+        assert stranger.evaluate(marker) == [45.4720, 9.2020]
+        screenshot(stranger, "share-page")
+        detail.get_by_role("button", name="Revoke link").click()
+        expect(detail.locator("#shares li")).to_have_count(0)
+        # The open page notices by itself at its next poll (every 5 s).
+        expect(stranger.get_by_role("status")).to_have_text(
+            "This share link is not valid (it may have been revoked).", timeout=15_000
+        )
+        assert stranger.evaluate("window.bustracker.marker") is None
+        screenshot(stranger, "share-page-revoked")
+    finally:
+        stranger.close()
