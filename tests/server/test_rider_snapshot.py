@@ -28,7 +28,19 @@ def dispatcher(server: RunningServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-PUBLIC_FIELDS = {"id", "label", "route", "route_id", "lat", "lon", "heading", "speed", "t", "state"}
+PUBLIC_FIELDS = {
+    "id",
+    "label",
+    "route",
+    "route_id",
+    "trip_id",
+    "lat",
+    "lon",
+    "heading",
+    "speed",
+    "t",
+    "state",
+}
 
 
 def test_the_public_snapshot_is_cacheable_and_shows_only_buses_in_service(
