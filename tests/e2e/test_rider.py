@@ -32,7 +32,19 @@ FIRST_VIEW_LIMIT = 150_000  # bytes transferred for the first view, map tiles ex
 WAIT_MS = 15_000
 STALE = re.compile(r"\bstale\b")
 # What riders may see of a bus (docs/live.md): no device id, no token.
-PUBLIC_FIELDS = {"id", "label", "route", "route_id", "lat", "lon", "heading", "speed", "t", "state"}
+PUBLIC_FIELDS = {
+    "id",
+    "label",
+    "route",
+    "route_id",
+    "trip_id",
+    "lat",
+    "lon",
+    "heading",
+    "speed",
+    "t",
+    "state",
+}
 # name -> route; every test watches its own.
 BUSES = {
     "bus-first": "5",
