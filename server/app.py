@@ -29,11 +29,12 @@ from server.openapi_docs import document
 from server.osmand_route import osmand
 from server.ratelimit import Limiter
 from server.services import Services
-from server.sessions import login, refresh
+from server.sessions import change_password, login, logout, refresh
 from server.settings import Settings
 from server.store import open_store
 from server.store.base import Maintenance, Store, StoreUnavailable
 from server.tracks import fleet_nearby, vehicle_track
+from server.users import create_user, delete_user, list_users, update_user
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             post_location,
             login,
             refresh,
+            logout,
+            change_password,
+            list_users,
+            create_user,
+            update_user,
+            delete_user,
             fleet_live,
             osmand,
             vehicle_track,

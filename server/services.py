@@ -15,6 +15,8 @@ from server.store.base import Store
 Publisher = Callable[[LivePosition], Awaitable[None]]
 EventPublisher = Callable[[Event, Device], Awaitable[None]]
 SeenPublisher = Callable[[int, Seen], Awaitable[None]]
+# (user id, sign-in family, reason): end the streams of a user (any sign-in) or of one sign-in.
+SignoutPublisher = Callable[[int | None, str | None, str], Awaitable[None]]
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Services:
     # Called with each newly stored device event (SOS) and each heartbeat.
     event_publishers: list[EventPublisher] = field(default_factory=list)
     seen_publishers: list[SeenPublisher] = field(default_factory=list)
+    signout_publishers: list[SignoutPublisher] = field(default_factory=list)
 
     async def publish(self, position: LivePosition) -> None:
         for publish in self.publishers:
@@ -41,3 +44,9 @@ class Services:
     async def publish_seen(self, device_id: int, seen: Seen) -> None:
         for publish in self.seen_publishers:
             await publish(device_id, seen)
+
+    async def end_streams(
+        self, reason: str, *, user_id: int | None = None, family: str | None = None
+    ) -> None:
+        for publish in self.signout_publishers:
+            await publish(user_id, family, reason)

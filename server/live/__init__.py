@@ -27,6 +27,7 @@ class LivePlugin(InitPluginProtocol):
         svc.publishers.append(self.bus.publish)
         svc.event_publishers.append(self.bus.publish_event)
         svc.seen_publishers.append(self.bus.publish_seen)
+        svc.signout_publishers.append(self.bus.publish_signout)
         install_log_redaction()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:

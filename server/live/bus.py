@@ -45,10 +45,12 @@ from server.live.views import (
     encode_event,
     encode_positions,
     encode_seen,
+    encode_signout,
     event_frame,
     event_from_wire,
     position_from_wire,
     seen_from_wire,
+    signout_from_wire,
 )
 from server.model import Device, Event, LivePosition, Seen
 from server.settings import Settings
@@ -154,6 +156,15 @@ class LiveBus:
         item = event_json(event, device)
         self._apply_event(item, datetime.now(UTC))
         self._send_event_message(encode_event(item), "event")
+
+    async def publish_signout(self, user_id: int | None, family: str | None, reason: str) -> None:
+        """End an operator's streams here and on every process (``Services.signout_publishers``).
+
+        Waits for the bus (bounded), so the answer to the change that caused it
+        comes after every process was told.
+        """
+        self.hub.end_streams(user_id, family, reason)
+        await self._publish_event_message(encode_signout(user_id, family, reason), "sign-out")
 
     def _send_event_message(self, data: bytes, what: str) -> None:
         # In the background: the phone's answer never waits on Redis (the store has it).
@@ -290,8 +301,10 @@ class LiveBus:
             self._apply_seen(*seen_from_wire(message), now)
         elif "event" in message:
             self._apply_event(event_from_wire(message), now)
+        elif "signout" in message:
+            self.hub.end_streams(*signout_from_wire(message))
         else:
-            raise WireError("neither positions, device, seen nor event")
+            raise WireError("neither positions, device, seen, event nor signout")
 
     async def _housekeeping(self) -> None:
         # Often enough that a vehicle shows offline within a quarter of the threshold.

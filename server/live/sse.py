@@ -54,8 +54,9 @@ async def _stream(
         options = stream_options(request.query_params, request.headers.get("last-event-id"))
     except FilterError as exc:
         raise ApiError(400, str(exc)) from None
+    owner = None if credential is None else (credential.principal.user_id, credential.family)
     client = ClientSession.for_stream(
-        bus.hub, options, public=public, expires_at=expires_at, transport="sse"
+        bus.hub, options, public=public, expires_at=expires_at, transport="sse", owner=owner
     )
     return ServerSentEvent(_events(bus, client), retry_duration=RETRY_MS)
 

@@ -25,6 +25,7 @@ from server.live.client import ClientSession
 from server.live.close_codes import CLOSE_BAD_REQUEST, CLOSE_NORMAL, CLOSE_TRY_LATER
 from server.live.filters import FilterError, filter_from_message, stream_options
 from server.services import Services
+from server.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,14 @@ async def serve(socket: WebSocket[Any, Any, Any]) -> None:
     public = role is None
     await socket.accept()
     expires_at = None
+    owner = None
     try:
         if role is not None:
             credential = await authenticate(
                 svc, token_of(socket.headers, socket.query_params), role
             )
             expires_at = credential.expires_at
+            owner = (credential.principal.user_id, credential.family)
         options = stream_options(socket.query_params)
     except LiveAuthError as exc:
         await socket.close(exc.close_code, exc.reason)
@@ -101,8 +104,11 @@ async def serve(socket: WebSocket[Any, Any, Any]) -> None:
     except FilterError as exc:
         await socket.close(CLOSE_BAD_REQUEST, str(exc))
         return
+    except StoreUnavailable:
+        await socket.close(CLOSE_TRY_LATER, "store unavailable")
+        return
     client = ClientSession.for_stream(
-        bus.hub, options, public=public, expires_at=expires_at, transport="ws"
+        bus.hub, options, public=public, expires_at=expires_at, transport="ws", owner=owner
     )
     if not bus.hub.register(client):
         await socket.close(CLOSE_TRY_LATER, "too many live clients on this server")
