@@ -144,6 +144,21 @@ def check_workers(workers: int, settings: Settings) -> None:
         raise CliError(f"--workers {workers} needs " + "; ".join(missing))
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What uvicorn runs with, wherever the server is served from (``serve``, the tests)."""
+    from server.live.ws import MAX_MESSAGE_BYTES
+
+    return {
+        "log_level": settings.http.log_level,
+        "ws": "websockets-sansio",
+        # A client message is refused (close 1009) once its frame passes this, before
+        # the rest is read: the 16 kB a subscription may take, not uvicorn's 16 MB.
+        "ws_max_size": MAX_MESSAGE_BYTES,
+        # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
+        "timeout_graceful_shutdown": 10,
+    }
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import gc
 
@@ -155,11 +170,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
-        "log_level": settings.http.log_level,
         "proxy_headers": True,
-        "ws": "websockets-sansio",
-        # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
-        "timeout_graceful_shutdown": 10,
+        **uvicorn_options(settings),
     }
     if args.workers > 1:
         # Each worker builds its own app from the same environment.

@@ -46,6 +46,9 @@ def handle_message(client: ClientSession, raw: str | bytes) -> None:
     except msgspec.DecodeError:
         client.reject_message("message is not JSON")
         return
+    except RecursionError:
+        client.reject_message("message is nested too deeply")
+        return
     if not isinstance(message, dict):
         client.reject_message("message is not a JSON object")
         return

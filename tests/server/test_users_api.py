@@ -89,7 +89,9 @@ def test_the_last_admin_stays_and_bad_bodies_get_reasons(server: RunningServer) 
     bad = {
         "username: required string": {"password": PASSWORD, "role": "viewer"},
         "password: 8 to 1024 characters": {"username": "x", "password": "short", "role": "viewer"},
-        "role: one of admin, operator, viewer": {"username": "x", "password": PASSWORD, "role": "god"},
+        "role: one of admin, operator, viewer": {
+            "username": "x", "password": PASSWORD, "role": "god",
+        },
         "hash: unknown field; expected password, role, username": {
             "username": "x", "password": PASSWORD, "role": "viewer", "hash": "x",
         },
