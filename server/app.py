@@ -21,6 +21,7 @@ from server.device_tokens import DeviceTokens
 from server.devices import create_device, list_devices, revoke_device, rotate_device
 from server.events import device_events
 from server.fleet import fleet_live
+from server.headers import SecurityHeaders
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
@@ -28,6 +29,7 @@ from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
 from server.openapi_docs import document
 from server.osmand_route import osmand
 from server.ratelimit import Limiter
+from server.request_log import RequestLog
 from server.services import Services
 from server.sessions import change_password, login, logout, refresh
 from server.settings import Settings
@@ -182,10 +184,15 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
                 return_dto=None,
                 opt=access("public"),
             ),
-        ),
+        )
+        if settings.http.api_docs
+        else None,
         debug=False,
     )
-    document(app, settings)
+    if settings.http.api_docs:
+        document(app, settings)
+    # Around everything, the router's own 404s included: ids, access log, headers.
+    app.asgi_handler = RequestLog(SecurityHeaders(app.asgi_handler))
     return app
 
 
@@ -193,8 +200,11 @@ def app_from_env() -> Litestar:
     """The app of one worker of ``bustracker serve --workers N`` (a uvicorn factory)."""
     import gc
 
+    from server.logs import configure_logging
     from server.settings import load_settings
 
-    app = create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.http.log_format, settings.http.log_level)
+    app = create_app(settings)
     gc.freeze()  # as `bustracker serve` does for a single process
     return app

@@ -146,10 +146,16 @@ def check_workers(workers: int, settings: Settings) -> None:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """What uvicorn runs with, wherever the server is served from (``serve``, the tests)."""
+    from server.http_protocol import guarded_protocol
     from server.live.ws import MAX_MESSAGE_BYTES
 
+    http = settings.http
     return {
+        "http": guarded_protocol(http.header_timeout_s, http.body_timeout_s),
         "log_level": settings.http.log_level,
+        # server/logs.py set up the loggers; the access line is server/request_log.py's.
+        "log_config": None,
+        "access_log": False,
         "ws": "websockets-sansio",
         # A client message is refused (close 1009) once its frame passes this, before
         # the rest is read: the 16 kB a subscription may take, not uvicorn's 16 MB.
@@ -165,8 +171,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.logs import configure_logging
 
     check_workers(args.workers, settings)
+    configure_logging(settings.http.log_format, settings.http.log_level)
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,

@@ -102,6 +102,22 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _log_format(raw: str) -> str:
+    fmt = raw.strip().lower()
+    if fmt not in ("json", "console"):
+        raise ValueError(f"expected json or console; got {raw!r}")
+    return fmt
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false; got {raw!r}")
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
@@ -179,6 +195,18 @@ class HttpSettings:
 
     cors_origins: tuple[str, ...] = _env("CORS_ORIGINS", _origins, ())
     log_level: str = _env("LOG_LEVEL", _log_level, "info")
+    # json: one object per line (log shippers); console: text for a person (server/logs.py).
+    log_format: str = _env("LOG_FORMAT", _log_format, "json")
+    # The OpenAPI schema and its viewers at /schema; false hides them (404).
+    api_docs: bool = _env("API_DOCS", _flag, True)
+    # A connection must deliver its request headers, then its body, within these.
+    header_timeout_s: int = _env("HEADER_TIMEOUT", parse_duration, 10)
+    body_timeout_s: int = _env("BODY_TIMEOUT", parse_duration, 30)
+    # Riders' streams (WebSocket and SSE) one process holds, in all and per client address;
+    # file descriptors kept free of riders for ingest and operators (server/live/gate.py).
+    public_streams_max: int = _env("PUBLIC_STREAMS_MAX", _integer(1), 10_000)
+    public_streams_per_address: int = _env("PUBLIC_STREAMS_PER_ADDRESS", _integer(1), 20)
+    fd_reserve: int = _env("FD_RESERVE", _integer(16), 512)
 
 
 @dataclass(frozen=True, slots=True)

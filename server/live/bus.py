@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from server.events import event_json
 from server.live.backend import make_backend, redis_client
 from server.live.close_codes import CLOSE_GOING_AWAY
+from server.live.gate import PublicGate, descriptor_limit
 from server.live.hub import Hub
 from server.live.shutdown import on_stop_signal
 from server.live.views import (
@@ -83,6 +84,13 @@ class LiveBus:
             offline_after_s=settings.live.offline_after_s,
             public_key=None,  # the installation's, from the store: see start()
             frame_interval_s=frame_interval_s,
+        )
+        http = settings.http
+        self.gate = PublicGate(
+            total=http.public_streams_max,
+            per_address=http.public_streams_per_address,
+            fd_reserve=http.fd_reserve,
+            fd_limit=descriptor_limit(),
         )
         # Newest unpublished position per vehicle: bounded by the fleet, and a
         # backlog behind a slow Redis holds only what is still worth sending.
@@ -345,6 +353,8 @@ class LiveBus:
         return {
             **self.hub.stats(),
             **self.counters,
+            "public_streams_cap": self.gate.total,
+            "public_streams_refused": self.gate.refused,
             "backend": "redis" if self._redis is not None else "memory",
             "outgoing": len(self._outgoing),
         }

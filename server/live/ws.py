@@ -24,6 +24,7 @@ from server.live.bus import LiveBus
 from server.live.client import ClientSession
 from server.live.close_codes import CLOSE_BAD_REQUEST, CLOSE_NORMAL, CLOSE_TRY_LATER
 from server.live.filters import FilterError, filter_from_message, stream_options
+from server.model import Role
 from server.services import Services
 from server.store.base import StoreUnavailable
 
@@ -89,6 +90,25 @@ async def serve(socket: WebSocket[Any, Any, Any]) -> None:
     bus: LiveBus = socket.app.state.live
     # The app's guard refuses WebSocket routes without a rule or with "device".
     role = role_of(rule_of(socket.route_handler) or "admin")
+    public = role is None
+    address = socket.client.host if socket.client else "unknown"
+    if public:
+        refused = bus.gate.admit(address)
+        if refused is not None:
+            await socket.accept()
+            await socket.close(CLOSE_TRY_LATER, refused)
+            return
+        try:
+            await _serve(socket, svc, bus, role)
+        finally:
+            bus.gate.release(address)
+    else:
+        await _serve(socket, svc, bus, role)
+
+
+async def _serve(
+    socket: WebSocket[Any, Any, Any], svc: Services, bus: LiveBus, role: Role | None
+) -> None:
     public = role is None
     await socket.accept()
     expires_at = None
