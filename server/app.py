@@ -188,6 +188,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
         if settings.http.api_docs
         else None,
         debug=False,
+        # Logging is set up once per process (server/logs.py), not by each app.
+        logging_config=None,
     )
     if settings.http.api_docs:
         document(app, settings)
