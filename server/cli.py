@@ -145,13 +145,16 @@ def check_workers(workers: int, settings: Settings) -> None:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """What uvicorn runs with, wherever the server is served from (``serve``, the tests)."""
-    from server.http_protocol import guarded_protocol
+    """What uvicorn runs with, wherever the server is served from (``serve``, the tests).
+
+    Also sets this process's HEADER_TIMEOUT and BODY_TIMEOUT on the HTTP protocol.
+    """
+    from server.http_protocol import PROTOCOL, set_deadlines
     from server.live.ws import MAX_MESSAGE_BYTES
 
-    http = settings.http
+    set_deadlines(settings.http.header_timeout_s, settings.http.body_timeout_s)
     return {
-        "http": guarded_protocol(http.header_timeout_s, http.body_timeout_s),
+        "http": PROTOCOL,
         "log_level": settings.http.log_level,
         # server/logs.py set up the loggers; the access line is server/request_log.py's.
         "log_config": None,

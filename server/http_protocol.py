@@ -61,10 +61,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def guarded_protocol(header_timeout_s: float, body_timeout_s: float) -> type[GuardedHttpProtocol]:
-    """The protocol class ``serve`` hands uvicorn (``http=``), with these deadlines."""
-    return type(
-        "GuardedHttpProtocol",
-        (GuardedHttpProtocol,),
-        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
-    )
+# What ``serve`` hands uvicorn as ``http=``: an import path, since ``--workers`` pickles the
+# config for each worker process (a class made at run time cannot be pickled).
+PROTOCOL = "server.http_protocol:GuardedHttpProtocol"
+
+
+def set_deadlines(header_timeout_s: float, body_timeout_s: float) -> None:
+    """This process's deadlines (each worker sets its own from the same settings)."""
+    GuardedHttpProtocol.header_timeout_s = header_timeout_s
+    GuardedHttpProtocol.body_timeout_s = body_timeout_s
