@@ -25,6 +25,7 @@ from server.headers import SecurityHeaders
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
+from server.logs import route_to_stdlib
 from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
 from server.openapi_docs import document
 from server.osmand_route import osmand
@@ -112,6 +113,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Litestar:
+    route_to_stdlib()
     svc = build_services(settings, store)
 
     @asynccontextmanager

@@ -119,6 +119,18 @@ def configure_logging(fmt: str, level: str) -> None:
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
+    route_to_stdlib(force=True)
+
+
+def route_to_stdlib(*, force: bool = False) -> None:
+    """structlog's loggers hand their events to the stdlib loggers (and their handlers).
+
+    ``create_app`` calls it too, so an app served without ``configure_logging`` (the
+    tests' in-process servers) logs through whatever handlers the host set up,
+    rather than structlog's default of printing everything to stdout.
+    """
+    if structlog.is_configured() and not force:
+        return
     structlog.configure(
         processors=[*_shared(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
