@@ -15,7 +15,7 @@ from server.demo import DemoError
 from server.model import ROLES
 from server.settings import Settings, SettingsError, load_settings
 from server.store import open_store
-from server.store.base import Conflict, Store, StoreUnavailable
+from server.store.base import Conflict, LastAdmin, Store, StoreUnavailable
 
 
 class CliError(Exception):
@@ -97,6 +97,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action != "add":
+        return _with_store(settings, lambda store: _change_user(args, store))
     password_hash = hash_password(_read_password(args))
 
     async def work(store: Store) -> int:
@@ -112,6 +114,33 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _with_store(settings, work)
+
+
+async def _change_user(args: argparse.Namespace, store: Store) -> int:
+    """``user list|role|password|delete``: the API's rules (last admin, sign-ins ended)."""
+    if args.action == "list":
+        users = await store.list_users()
+        rows = [{"id": u.id, "username": u.username, "role": u.role} for u in users]
+        text = "\n".join(f"{u.id:>5}  {u.username:<20} {u.role}" for u in users)
+        _print({"users": rows}, args.json, text or "no users")
+        return 0
+    user = await store.user_by_name(args.name)
+    if user is None:
+        raise CliError(f"no user named {args.name!r}")
+    try:
+        if args.action == "role":
+            await store.update_user(user.id, role=args.role)
+            message = f"user {user.username} is now {args.role}"
+        elif args.action == "password":
+            await store.update_user(user.id, password_hash=hash_password(_read_password(args)))
+            message = f"user {user.username}: new password; every sign-in ended"
+        else:
+            await store.delete_user(user.id)
+            message = f"user {user.username} deleted"
+    except LastAdmin as exc:
+        raise CliError(str(exc)) from None
+    _print({"id": user.id, "done": args.action}, args.json, message)
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -242,6 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     uadd.add_argument("--role", choices=ROLES, default="operator")
     uadd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     uadd.add_argument("--json", action="store_true")
+    usub.add_parser("list", help="list operator accounts").add_argument(
+        "--json", action="store_true"
+    )
+    urole = usub.add_parser("role", help="change an account's role (applies at once)")
+    urole.add_argument("name")
+    urole.add_argument("role", choices=ROLES)
+    upass = usub.add_parser("password", help="set a new password; every sign-in ends")
+    upass.add_argument("name")
+    upass.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    usub.add_parser("delete", help="delete an account; its sign-ins end").add_argument("name")
+    for changing in ("role", "password", "delete"):
+        usub.choices[changing].add_argument("--json", action="store_true")
     user.set_defaults(func=cmd_user)
     return p
 
