@@ -27,6 +27,7 @@ A route that declares no rule is refused with a 500 (it fails closed), and
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,6 +102,8 @@ class Credential:
 
     principal: Principal
     expires_at: datetime | None
+    # The sign-in (refresh token family) the token belongs to; streams end with it.
+    family: str = ""
 
 
 def token_of(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
@@ -118,23 +121,32 @@ def token_expiry(token: str) -> datetime | None:
 async def admit_operator(svc: Services, token: str | None, role: Role, missing: str) -> Credential:
     """The operator behind an access token, if at least ``role``; raises AccessDenied.
 
-    401 (``missing`` when there is no token) for a missing, bad or expired token;
-    429 past the per-user RATE_LIMIT_API; 403 when the role is too low.
+    401 (``missing`` when there is no token) for a missing, bad or expired token,
+    or one whose sign-in has ended (signed out, new password, user deleted);
+    429 past the per-user RATE_LIMIT_API; 403 when the role is too low. The
+    role is the user's as stored now, not the one the token was issued with,
+    so a demotion applies to the very next request (docs/decisions.md D55).
     """
     if token is None:
         raise AccessDenied(401, missing, UNAUTHORIZED)
     try:
-        principal = svc.tokens.verify(token, "access")
+        claims = svc.tokens.claims(token, "access")
     except InvalidToken as exc:
         raise AccessDenied(401, str(exc), UNAUTHORIZED) from None
     decision = await svc.limiter.hit(
-        svc.settings.limits.rate_limit_api, "api", f"user:{principal.user_id}"
+        svc.settings.limits.rate_limit_api, "api", f"user:{claims.principal.user_id}"
     )
     if not decision.allowed:
         raise AccessDenied(429, "rate limit exceeded", decision.headers())
+    user = None
+    if claims.family is not None:
+        user = await svc.store.session_user(claims.family, int(time.time()))
+    if user is None or user.id != claims.principal.user_id:
+        raise AccessDenied(401, "signed out; sign in again", UNAUTHORIZED)
+    principal = Principal(user.id, user.username, user.role)
     if not principal.can(role):
         raise AccessDenied(403, f"needs role {role} or higher; you are {principal.role}", {})
-    return Credential(principal, token_expiry(token))
+    return Credential(principal, token_expiry(token), claims.family or "")
 
 
 def _generated_options(handler: BaseRouteHandler) -> bool:

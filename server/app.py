@@ -24,18 +24,21 @@ from server.fleet import fleet_live
 from server.fleet_routes import FLEET_ROUTES
 from server.gtfs_rt.cache import FeedCache
 from server.gtfs_rt.route import ROUTES as GTFS_RT_ROUTES
+from server.headers import SecurityHeaders
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
+from server.logs import route_to_stdlib
 from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
 from server.monitor import monitor_router
 from server.openapi_docs import document
 from server.osmand_route import osmand
 from server.ratelimit import Limiter
+from server.request_log import RequestLog
 from server.rider import ROUTES as RIDER_ROUTES
 from server.routes_api import ROUTES as ROUTES_API
 from server.services import Services
-from server.sessions import login, refresh
+from server.sessions import change_password, login, logout, refresh
 from server.settings import Settings
 from server.share import share_assets_router, share_page
 from server.store import open_configured
@@ -44,6 +47,7 @@ from server.tracks import fleet_nearby, vehicle_track
 from server.transit import ROUTES as TRANSIT_ROUTES
 from server.transit import TransitCache
 from server.trips_route import device_trips
+from server.users import create_user, delete_user, list_users, update_user
 from server.vendor import leaflet_file, map_settings
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,7 @@ def build_services(settings: Settings, store: Store | None = None) -> Services:
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Litestar:
+    route_to_stdlib()
     svc = build_services(settings, store)
 
     @asynccontextmanager
@@ -120,6 +125,12 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             post_location,
             login,
             refresh,
+            logout,
+            change_password,
+            list_users,
+            create_user,
+            update_user,
+            delete_user,
             fleet_live,
             osmand,
             vehicle_track,
@@ -173,10 +184,17 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
                 return_dto=None,
                 opt=access("public"),
             ),
-        ),
+        )
+        if settings.http.api_docs
+        else None,
         debug=False,
+        # Logging is set up once per process (server/logs.py), not by each app.
+        logging_config=None,
     )
-    document(app, settings)
+    if settings.http.api_docs:
+        document(app, settings)
+    # Around everything, the router's own 404s included: ids, access log, headers.
+    app.asgi_handler = RequestLog(SecurityHeaders(app.asgi_handler))
     return app
 
 
@@ -185,9 +203,11 @@ def app_from_env() -> Litestar:
     import gc
 
     from server.error_reports import init_error_reports
+    from server.logs import configure_logging
     from server.settings import load_settings
 
     settings = load_settings()
+    configure_logging(settings.http.log_format, settings.http.log_level)
     init_error_reports(settings.ops, "serve")
     app = create_app(settings)
     gc.freeze()  # as `bustracker serve` does for a single process

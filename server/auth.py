@@ -62,34 +62,66 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
+class Claims:
+    """What a verified token says: who, which sign-in (``family``), which token (``jti``)."""
+
+    principal: Principal
+    family: str | None
+    jti: str
+    expires_at: int
+
+
+def new_family() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
 class TokenIssuer:
     secret: str
     access_ttl_s: int
     refresh_ttl_s: int
 
-    def issue(self, principal: Principal, kind: TokenKind, now: float | None = None) -> str:
+    def issue(
+        self,
+        principal: Principal,
+        kind: TokenKind,
+        now: float | None = None,
+        *,
+        family: str | None = None,
+        jti: str | None = None,
+    ) -> str:
+        """A signed token; ``family`` names the sign-in it belongs to (server/sessions.py)."""
         now = time.time() if now is None else now
-        ttl = self.access_ttl_s if kind == "access" else self.refresh_ttl_s
         claims: dict[str, Any] = {
             "sub": str(principal.user_id),
             "name": principal.username,
             "role": principal.role,
             "typ": kind,
             "iat": int(now),
-            "exp": int(now) + ttl,
-            "jti": uuid.uuid4().hex,
+            "exp": self.expiry(kind, now),
+            "jti": jti or uuid.uuid4().hex,
         }
+        if family is not None:
+            claims["fam"] = family
         return jwt.encode(claims, self.secret, algorithm=_ALGORITHM)
 
-    def pair(self, principal: Principal) -> dict[str, Any]:
+    def expiry(self, kind: TokenKind, now: float) -> int:
+        return int(now) + (self.access_ttl_s if kind == "access" else self.refresh_ttl_s)
+
+    def pair(
+        self, principal: Principal, family: str, refresh_jti: str, now: float
+    ) -> dict[str, Any]:
         return {
-            "access_token": self.issue(principal, "access"),
-            "refresh_token": self.issue(principal, "refresh"),
+            "access_token": self.issue(principal, "access", now, family=family),
+            "refresh_token": self.issue(principal, "refresh", now, family=family, jti=refresh_jti),
             "token_type": "bearer",
             "expires_in": self.access_ttl_s,
         }
 
     def verify(self, token: str, kind: TokenKind) -> Principal:
+        return self.claims(token, kind).principal
+
+    def claims(self, token: str, kind: TokenKind) -> Claims:
         try:
             claims = jwt.decode(
                 token,
@@ -108,9 +140,17 @@ class TokenIssuer:
             raise InvalidToken("token invalid")
         try:
             user_id = int(claims["sub"])
+            expires_at = int(claims["exp"])
         except (TypeError, ValueError):
             raise InvalidToken("token invalid") from None
-        return Principal(user_id, str(claims.get("name", "")), role)
+        family = claims.get("fam")
+        principal = Principal(user_id, str(claims.get("name", "")), role)
+        return Claims(
+            principal,
+            family if isinstance(family, str) else None,
+            str(claims.get("jti", "")),
+            expires_at,
+        )
 
 
 def bearer(header: str | None) -> str | None:

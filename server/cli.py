@@ -17,7 +17,7 @@ from server.error_reports import init_error_reports
 from server.model import ROLES
 from server.settings import Settings, SettingsError, load_settings
 from server.store import open_configured
-from server.store.base import Conflict, Store, StoreUnavailable
+from server.store.base import Conflict, LastAdmin, Store, StoreUnavailable
 
 
 class CliError(Exception):
@@ -125,6 +125,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action != "add":
+        return _with_store(settings, lambda store: _change_user(args, store))
     password_hash = hash_password(_read_password(args))
 
     async def work(store: Store) -> int:
@@ -140,6 +142,33 @@ def cmd_user(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _with_store(settings, work)
+
+
+async def _change_user(args: argparse.Namespace, store: Store) -> int:
+    """``user list|role|password|delete``: the API's rules (last admin, sign-ins ended)."""
+    if args.action == "list":
+        users = await store.list_users()
+        rows = [{"id": u.id, "username": u.username, "role": u.role} for u in users]
+        text = "\n".join(f"{u.id:>5}  {u.username:<20} {u.role}" for u in users)
+        _print({"users": rows}, args.json, text or "no users")
+        return 0
+    user = await store.user_by_name(args.name)
+    if user is None:
+        raise CliError(f"no user named {args.name!r}")
+    try:
+        if args.action == "role":
+            await store.update_user(user.id, role=args.role)
+            message = f"user {user.username} is now {args.role}"
+        elif args.action == "password":
+            await store.update_user(user.id, password_hash=hash_password(_read_password(args)))
+            message = f"user {user.username}: new password; every sign-in ended"
+        else:
+            await store.delete_user(user.id)
+            message = f"user {user.username} deleted"
+    except LastAdmin as exc:
+        raise CliError(str(exc)) from None
+    _print({"id": user.id, "done": args.action}, args.json, message)
+    return 0
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -172,23 +201,46 @@ def check_workers(workers: int, settings: Settings) -> None:
         raise CliError(f"--workers {workers} needs " + "; ".join(missing))
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What uvicorn runs with, wherever the server is served from (``serve``, the tests).
+
+    Also sets this process's HEADER_TIMEOUT and BODY_TIMEOUT on the HTTP protocol.
+    """
+    from server.http_protocol import PROTOCOL, set_deadlines
+    from server.live.ws import MAX_MESSAGE_BYTES
+
+    set_deadlines(settings.http.header_timeout_s, settings.http.body_timeout_s)
+    return {
+        "http": PROTOCOL,
+        "log_level": settings.http.log_level,
+        # server/logs.py set up the loggers; the access line is server/request_log.py's.
+        "log_config": None,
+        "access_log": False,
+        "ws": "websockets-sansio",
+        # A client message is refused (close 1009) once its frame passes this, before
+        # the rest is read: the 16 kB a subscription may take, not uvicorn's 16 MB.
+        "ws_max_size": MAX_MESSAGE_BYTES,
+        # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
+        "timeout_graceful_shutdown": 10,
+    }
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import gc
 
     import uvicorn
 
     from server.app import create_app
+    from server.logs import configure_logging
 
     check_workers(args.workers, settings)
     init_error_reports(settings.ops, "serve")
+    configure_logging(settings.http.log_format, settings.http.log_level)
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
-        "log_level": settings.http.log_level,
         "proxy_headers": True,
-        "ws": "websockets-sansio",
-        # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
-        "timeout_graceful_shutdown": 10,
+        **uvicorn_options(settings),
     }
     if args.workers > 1:
         # Each worker builds its own app from the same environment.
@@ -370,6 +422,18 @@ def build_parser() -> argparse.ArgumentParser:
     uadd.add_argument("--role", choices=ROLES, default="operator")
     uadd.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     uadd.add_argument("--json", action="store_true")
+    usub.add_parser("list", help="list operator accounts").add_argument(
+        "--json", action="store_true"
+    )
+    urole = usub.add_parser("role", help="change an account's role (applies at once)")
+    urole.add_argument("name")
+    urole.add_argument("role", choices=ROLES)
+    upass = usub.add_parser("password", help="set a new password; every sign-in ends")
+    upass.add_argument("name")
+    upass.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    usub.add_parser("delete", help="delete an account; its sign-ins end").add_argument("name")
+    for changing in ("role", "password", "delete"):
+        usub.choices[changing].add_argument("--json", action="store_true")
     user.set_defaults(func=cmd_user)
     return p
 

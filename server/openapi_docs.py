@@ -79,6 +79,21 @@ _CREDENTIALS = _json_body(
     _obj({"username": _str(), "password": _str()}, ["username", "password"]), "Credentials"
 )
 _REFRESH = _json_body(_obj({"refresh_token": _str()}, ["refresh_token"]), "A refresh token")
+_ROLE = Schema(type=OpenAPIType.STRING, enum=["admin", "operator", "viewer"])
+_PASSWORD = Schema(type=OpenAPIType.STRING, min_length=8, max_length=1024)
+_NEW_USER = _json_body(
+    _obj(
+        {"username": _str(max_length=64), "password": _PASSWORD, "role": _ROLE},
+        ["username", "password", "role"],
+    ),
+    "The new account; the answer carries no password hash",
+)
+_USER_CHANGE = _json_body(
+    _obj({"role": _ROLE, "password": _PASSWORD}), "role and/or password; applies at once"
+)
+_PASSWORD_CHANGE = _json_body(
+    _obj({"current": _str(), "new": _PASSWORD}, ["current", "new"]), "Own password"
+)
 _NEW_DEVICE = _json_body(
     _obj({"name": _str(max_length=64), "route": _str(max_length=64)}, ["name"]),
     "The token is in the answer, shown once",
@@ -159,6 +174,10 @@ def document(app: Litestar, settings: Settings) -> None:
         ("/v1/telemetry/location", "post"): _telemetry(settings),
         ("/v1/auth/login", "post"): _CREDENTIALS,
         ("/v1/auth/refresh", "post"): _REFRESH,
+        ("/v1/auth/logout", "post"): _REFRESH,
+        ("/v1/auth/password", "post"): _PASSWORD_CHANGE,
+        ("/v1/users", "post"): _NEW_USER,
+        ("/v1/users/{user_id}", "patch"): _USER_CHANGE,
         ("/v1/devices", "post"): _NEW_DEVICE,
         ("/osmand", "post"): _osmand_json(),
         ("/", "post"): _osmand_json(),

@@ -261,6 +261,9 @@ def _decode_json(body: bytes, params: Mapping[str, str], now: datetime, max_batc
         raise BodyError(422, f"body is not JSON: {exc}") from None
     except RecursionError:
         raise BodyError(422, "body is nested too deeply") from None
+    except ValueError:
+        # Python refuses to read integers of more than 4,300 digits (CVE-2020-10735).
+        raise BodyError(422, "body holds a number too long to read") from None
     if not isinstance(doc, dict) or "location" not in doc:
         raise BodyError(422, "JSON body must be an object with 'location'")
     token = doc.get("device_id", params.get("id", params.get("deviceid")))

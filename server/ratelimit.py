@@ -77,6 +77,15 @@ class MemoryWindows:
         reset_at = hits[0] + window_s if hits else now
         return allowed, count - len(hits), reset_at
 
+    def peek(self, key: str, count: int, window_s: float, now: float) -> tuple[bool, int, float]:
+        """Whether one more hit would fit, recording nothing: ``(allowed, remaining, reset_at)``."""
+        hits = self._hits.get(key)
+        while hits and hits[0] <= now - window_s:
+            hits.popleft()
+        used = len(hits) if hits else 0
+        reset_at = hits[0] + window_s if hits else now
+        return used + 1 <= count, count - used, reset_at
+
     def _sweep(self, now: float) -> None:
         self._since_sweep = 0
         cutoff = now - self._longest_window_s
@@ -130,6 +139,27 @@ class Limiter:
             allowed = await self._strategy.hit(item, scope, identity, cost=cost)
             stats = await self._strategy.get_window_stats(item, scope, identity)
         except Exception as exc:  # the storage backends raise their own error types
+            log.warning("rate limiter unavailable, letting request through: %s", exc)
+            return Decision(True, rate.count, rate.count, 0, rate.policy())
+        reset = max(0, math.ceil(stats.reset_time - time.time()))
+        return Decision(allowed, rate.count, max(0, stats.remaining), reset, rate.policy())
+
+    async def check(self, rate: RateLimit, scope: str, identity: str) -> Decision:
+        """Whether ``identity`` has room for one more under ``rate``, without counting it.
+
+        For budgets that only failures spend (sign-in guesses): check first, ``hit`` on failure.
+        """
+        now = time.time()
+        if self._memory is not None:
+            key = f"{scope}/{identity}/{rate.policy()}"
+            allowed, remaining, reset_at = self._memory.peek(key, rate.count, rate.per_seconds, now)
+            reset = max(0, math.ceil(reset_at - now))
+            return Decision(allowed, rate.count, remaining, reset, rate.policy())
+        item = self._item(rate)
+        try:
+            allowed = await self._strategy.test(item, scope, identity)
+            stats = await self._strategy.get_window_stats(item, scope, identity)
+        except Exception as exc:
             log.warning("rate limiter unavailable, letting request through: %s", exc)
             return Decision(True, rate.count, rate.count, 0, rate.policy())
         reset = max(0, math.ceil(stats.reset_time - time.time()))

@@ -17,6 +17,8 @@ Publisher = Callable[[LivePosition], Awaitable[None]]
 EventPublisher = Callable[[Event, Device], Awaitable[None]]
 SeenPublisher = Callable[[int, Seen], Awaitable[None]]
 DevicePublisher = Callable[[DeviceView], Awaitable[bool]]
+# (user id, sign-in family, reason): end the streams of a user (any sign-in) or of one sign-in.
+SignoutPublisher = Callable[[int | None, str | None, str], Awaitable[None]]
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Services:
     seen_publishers: list[SeenPublisher] = field(default_factory=list)
     # Called with a device whose view an operator (or a refused call) changed.
     device_publishers: list[DevicePublisher] = field(default_factory=list)
+    signout_publishers: list[SignoutPublisher] = field(default_factory=list)
 
     async def publish(self, position: LivePosition) -> None:
         for publish in self.publishers:
@@ -53,3 +56,9 @@ class Services:
     async def publish_seen(self, device_id: int, seen: Seen) -> None:
         for publish in self.seen_publishers:
             await publish(device_id, seen)
+
+    async def end_streams(
+        self, reason: str, *, user_id: int | None = None, family: str | None = None
+    ) -> None:
+        for publish in self.signout_publishers:
+            await publish(user_id, family, reason)

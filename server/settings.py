@@ -145,6 +145,13 @@ def _tile_url(raw: str) -> str:
     return raw
 
 
+def _log_format(raw: str) -> str:
+    fmt = raw.strip().lower()
+    if fmt not in ("json", "console"):
+        raise ValueError(f"expected json or console; got {raw!r}")
+    return fmt
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in raw.split(",") if o.strip())
 
@@ -253,6 +260,18 @@ class HttpSettings:
     map_tile_attribution: str = _env(
         "MAP_TILE_ATTRIBUTION", str, "© OpenStreetMap contributors", empty=True
     )
+    # json: one object per line (log shippers); console: text for a person (server/logs.py).
+    log_format: str = _env("LOG_FORMAT", _log_format, "json")
+    # The OpenAPI schema and its viewers at /schema; false hides them (404).
+    api_docs: bool = _env("API_DOCS", _boolean, True)
+    # A connection must deliver its request headers, then its body, within these.
+    header_timeout_s: int = _env("HEADER_TIMEOUT", parse_duration, 10)
+    body_timeout_s: int = _env("BODY_TIMEOUT", parse_duration, 30)
+    # Riders' streams (WebSocket and SSE) one process holds, in all and per client address;
+    # file descriptors kept free of riders for ingest and operators (server/live/gate.py).
+    public_streams_max: int = _env("PUBLIC_STREAMS_MAX", _integer(1), 10_000)
+    public_streams_per_address: int = _env("PUBLIC_STREAMS_PER_ADDRESS", _integer(1), 20)
+    fd_reserve: int = _env("FD_RESERVE", _integer(16), 512)
 
 
 @dataclass(frozen=True, slots=True)

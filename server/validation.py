@@ -75,6 +75,9 @@ def _stdlib_json(body: bytes) -> Any:
         raise BodyError(422, f"body is not JSON: {exc}") from None
     except RecursionError:
         raise BodyError(422, "body is nested too deeply") from None
+    except ValueError:
+        # Python refuses to read integers of more than 4,300 digits (CVE-2020-10735).
+        raise BodyError(422, "body holds a number too long to read") from None
 
 
 def parse_batch(body: bytes, max_batch: int) -> list[Any]:
@@ -90,6 +93,8 @@ def parse_batch(body: bytes, max_batch: int) -> list[Any]:
         doc = msgspec.json.decode(body)
     except msgspec.DecodeError:
         doc = _stdlib_json(body)
+    except RecursionError:
+        raise BodyError(422, "body is nested too deeply") from None
     if not isinstance(doc, dict):
         raise BodyError(422, "body must be a JSON object with a 'fixes' list")
     fixes = doc.get("fixes")
@@ -280,7 +285,7 @@ def decode_typed(
     """
     try:
         doc = _TYPED.decode(body)
-    except msgspec.DecodeError:  # also msgspec.ValidationError
+    except (msgspec.DecodeError, RecursionError):  # also msgspec.ValidationError
         return None
     if len(doc.fixes) > max_batch:
         return None

@@ -29,6 +29,7 @@ class LivePlugin(InitPluginProtocol):
         svc.event_publishers.append(self.bus.publish_event)
         svc.seen_publishers.append(self.bus.publish_seen)
         svc.device_publishers.append(self.bus.publish_device)
+        svc.signout_publishers.append(self.bus.publish_signout)
         install_log_redaction()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:

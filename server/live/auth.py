@@ -14,10 +14,10 @@ declares, so that a refusal is a close code (D17).
 from __future__ import annotations
 
 import logging
-import re
 
 from server.access import AccessDenied, Credential, admit_operator
 from server.live.close_codes import CLOSE_FORBIDDEN, CLOSE_RATE_LIMITED, CLOSE_UNAUTHORIZED
+from server.logs import redact_text
 from server.model import Role
 from server.services import Services
 
@@ -44,12 +44,9 @@ async def authenticate(svc: Services, token: str | None, role: Role) -> Credenti
         raise LiveAuthError(exc.status, code, exc.reason, exc.headers) from None
 
 
-# Operators' access tokens (``token``) and devices' tokens in OsmAnd reports (``id``).
-_TOKEN_IN_QUERY = re.compile(r"([?&](?:token|id|deviceid)=)[^&\s\"]*")
-
-
 def redact(text: str) -> str:
-    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
+    """Credentials in ``text`` replaced (server/logs.py's rules, the one place they live)."""
+    return redact_text(text)
 
 
 class RedactTokens(logging.Filter):

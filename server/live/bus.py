@@ -35,6 +35,7 @@ from redis.asyncio import Redis
 from server.events import event_json
 from server.live.backend import make_backend, redis_client
 from server.live.close_codes import CLOSE_GOING_AWAY
+from server.live.gate import PublicGate, descriptor_limit
 from server.live.hub import Hub
 from server.live.shutdown import on_stop_signal
 from server.live.views import (
@@ -45,10 +46,12 @@ from server.live.views import (
     encode_event,
     encode_positions,
     encode_seen,
+    encode_signout,
     event_frame,
     event_from_wire,
     position_from_wire,
     seen_from_wire,
+    signout_from_wire,
 )
 from server.model import Device, DeviceView, Event, LivePosition, Seen
 from server.settings import Settings
@@ -81,6 +84,13 @@ class LiveBus:
             offline_after_s=settings.live.offline_after_s,
             public_key=None,  # the installation's, from the store: see start()
             frame_interval_s=frame_interval_s,
+        )
+        http = settings.http
+        self.gate = PublicGate(
+            total=http.public_streams_max,
+            per_address=http.public_streams_per_address,
+            fd_reserve=http.fd_reserve,
+            fd_limit=descriptor_limit(),
         )
         # Newest unpublished position per vehicle: bounded by the fleet, and a
         # backlog behind a slow Redis holds only what is still worth sending.
@@ -163,6 +173,15 @@ class LiveBus:
         item = event_json(event, device)
         self._apply_event(item, datetime.now(UTC))
         self._send_event_message(encode_event(item), "event")
+
+    async def publish_signout(self, user_id: int | None, family: str | None, reason: str) -> None:
+        """End an operator's streams here and on every process (``Services.signout_publishers``).
+
+        Waits for the bus (bounded), so the answer to the change that caused it
+        comes after every process was told.
+        """
+        self.hub.end_streams(user_id, family, reason)
+        await self._publish_event_message(encode_signout(user_id, family, reason), "sign-out")
 
     def _send_event_message(self, data: bytes, what: str) -> None:
         # In the background: the phone's answer never waits on Redis (the store has it).
@@ -299,8 +318,10 @@ class LiveBus:
             self._apply_seen(*seen_from_wire(message), now)
         elif "event" in message:
             self._apply_event(event_from_wire(message), now)
+        elif "signout" in message:
+            self.hub.end_streams(*signout_from_wire(message))
         else:
-            raise WireError("neither positions, device, seen nor event")
+            raise WireError("neither positions, device, seen, event nor signout")
 
     async def _housekeeping(self) -> None:
         # Often enough that a vehicle shows offline within a quarter of the threshold.
@@ -341,6 +362,8 @@ class LiveBus:
         return {
             **self.hub.stats(),
             **self.counters,
+            "public_streams_cap": self.gate.total,
+            "public_streams_refused": self.gate.refused,
             "backend": "redis" if self._redis is not None else "memory",
             "outgoing": len(self._outgoing),
         }

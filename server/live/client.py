@@ -71,6 +71,7 @@ class ClientSession:
         "id",
         "last_sent",
         "outbox",
+        "owner",
         "public",
         "since",
         "snapshot_wanted",
@@ -86,9 +87,13 @@ class ClientSession:
         public: bool,
         expires_at: datetime | None,
         transport: Transport,
+        owner: tuple[int, str] | None = None,
     ) -> ClientSession:
-        """A session for a stream opened with ``options`` (query parameters, parsed)."""
-        return cls(
+        """A session for a stream opened with ``options`` (query parameters, parsed).
+
+        ``owner``: the operator's (user id, sign-in family); the stream ends with either.
+        """
+        session = cls(
             hub,
             public=public,
             flt=options.filter,
@@ -97,6 +102,8 @@ class ClientSession:
             expires_at=expires_at,
             transport=transport,
         )
+        session.owner = owner
+        return session
 
     def __init__(
         self,
@@ -117,6 +124,7 @@ class ClientSession:
         self.heartbeat_s = heartbeat_s
         self.expires_at = expires_at
         self.transport = transport
+        self.owner: tuple[int, str] | None = None
         self.outbox: Outbox[int] = Outbox()
         self.snapshot_wanted = True
         self.heartbeat_due = False

@@ -10,6 +10,8 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_LATER = 1013
 CLOSE_BAD_REQUEST = 4400
+# Also when an operator's sign-in ended or changed on an open stream (signed out,
+# new password, new role, account deleted): refresh or sign in, then reconnect.
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_RATE_LIMITED = 4429

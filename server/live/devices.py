@@ -38,6 +38,8 @@ def parse_device_patch(raw: bytes) -> dict[str, Any]:
         body = msgspec.json.decode(raw)
     except msgspec.DecodeError:
         raise ApiError(422, "body is not JSON") from None
+    except RecursionError:
+        raise ApiError(422, "body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(422, "body must be a JSON object")
     # A typo such as "inService" must not be a silent no-op that answers 200.

@@ -144,6 +144,16 @@ class Hub:
             if client.expires_at is not None and now >= client.expires_at:
                 client.close(CLOSE_UNAUTHORIZED, "token expired")
 
+    def end_streams(self, user_id: int | None, family: str | None, reason: str) -> int:
+        """Close the operator streams of ``user_id`` (any sign-in) or of one ``family``."""
+        closed = 0
+        for client in self.clients.all():
+            owner = client.owner
+            if owner is not None and (owner[0] == user_id or owner[1] == family):
+                client.close(CLOSE_UNAUTHORIZED, reason)
+                closed += 1
+        return closed
+
     def apply_event(self, event_id: int, frame: str) -> bool:
         """A device event (SOS): to every operator, whatever their filter; once per id."""
         if event_id in self._events_sent:

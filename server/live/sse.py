@@ -23,14 +23,21 @@ from server.live.bus import LiveBus
 from server.live.client import ClientSession
 from server.live.close_codes import CLOSE_TRY_LATER
 from server.live.filters import FilterError, stream_options
+from server.live.gate import RETRY_AFTER_S
 from server.live.views import dumps
 from server.vehicle import iso
 
 RETRY_MS = 3000
 
 
-async def _events(bus: LiveBus, client: ClientSession) -> AsyncIterator[ServerSentEventMessage]:
-    if not bus.hub.register(client):
+async def _events(
+    bus: LiveBus, client: ClientSession, address: str | None
+) -> AsyncIterator[ServerSentEventMessage]:
+    """The stream; ``address`` for a rider's, counted against the public caps while it runs."""
+    refused = None if address is None else bus.gate.admit(address)
+    if refused is not None:
+        client.close(CLOSE_TRY_LATER, refused)
+    elif not bus.hub.register(client):
         client.close(CLOSE_TRY_LATER, "too many live clients on this server")
     try:
         async for frame in client.frames():
@@ -41,6 +48,8 @@ async def _events(bus: LiveBus, client: ClientSession) -> AsyncIterator[ServerSe
         )
     finally:
         bus.hub.unregister(client)
+        if address is not None and refused is None:
+            bus.gate.release(address)
 
 
 async def _stream(
@@ -50,14 +59,21 @@ async def _stream(
     bus: LiveBus = request.app.state.live
     public = credential is None
     expires_at = None if credential is None else credential.expires_at
+    address = None
+    if public:
+        address = request.client.host if request.client else "unknown"
+        refused = bus.gate.refusal(address)
+        if refused is not None:
+            raise ApiError(503, refused, headers={"Retry-After": str(RETRY_AFTER_S)})
     try:
         options = stream_options(request.query_params, request.headers.get("last-event-id"))
     except FilterError as exc:
         raise ApiError(400, str(exc)) from None
+    owner = None if credential is None else (credential.principal.user_id, credential.family)
     client = ClientSession.for_stream(
-        bus.hub, options, public=public, expires_at=expires_at, transport="sse"
+        bus.hub, options, public=public, expires_at=expires_at, transport="sse", owner=owner
     )
-    return ServerSentEvent(_events(bus, client), retry_duration=RETRY_MS)
+    return ServerSentEvent(_events(bus, client, address), retry_duration=RETRY_MS)
 
 
 @get(

@@ -152,6 +152,25 @@ def event_frame(event: dict[str, Any], now: datetime) -> str:
     return dumps({"type": "event", "at": iso(now), "event": event})
 
 
+def encode_signout(user_id: int | None, family: str | None, reason: str) -> bytes:
+    """An operator's sign-in ended or changed: every process closes their streams."""
+    return _encode(
+        {"v": WIRE_VERSION, "signout": {"user_id": user_id, "family": family, "reason": reason}}
+    )
+
+
+def signout_from_wire(message: dict[str, Any]) -> tuple[int | None, str | None, str]:
+    item = message["signout"]
+    if not isinstance(item, dict):
+        raise WireError("bad signout: not an object")
+    user_id, family = item.get("user_id"), item.get("family")
+    if not (user_id is None or isinstance(user_id, int)) or not (
+        family is None or isinstance(family, str)
+    ):
+        raise WireError("bad signout: user_id or family")
+    return user_id, family, str(item.get("reason", "signed out"))
+
+
 def seen_from_wire(message: dict[str, Any]) -> tuple[int, Seen]:
     try:
         item = message["seen"]

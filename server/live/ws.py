@@ -24,7 +24,9 @@ from server.live.bus import LiveBus
 from server.live.client import ClientSession
 from server.live.close_codes import CLOSE_BAD_REQUEST, CLOSE_NORMAL, CLOSE_TRY_LATER
 from server.live.filters import FilterError, filter_from_message, stream_options
+from server.model import Role
 from server.services import Services
+from server.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,9 @@ def handle_message(client: ClientSession, raw: str | bytes) -> None:
         message: Any = _decode(raw)
     except msgspec.DecodeError:
         client.reject_message("message is not JSON")
+        return
+    except RecursionError:
+        client.reject_message("message is nested too deeply")
         return
     if not isinstance(message, dict):
         client.reject_message("message is not a JSON object")
@@ -86,14 +91,35 @@ async def serve(socket: WebSocket[Any, Any, Any]) -> None:
     # The app's guard refuses WebSocket routes without a rule or with "device".
     role = role_of(rule_of(socket.route_handler) or "admin")
     public = role is None
+    address = socket.client.host if socket.client else "unknown"
+    if public:
+        refused = bus.gate.admit(address)
+        if refused is not None:
+            await socket.accept()
+            await socket.close(CLOSE_TRY_LATER, refused)
+            return
+        try:
+            await _serve(socket, svc, bus, role)
+        finally:
+            bus.gate.release(address)
+    else:
+        await _serve(socket, svc, bus, role)
+
+
+async def _serve(
+    socket: WebSocket[Any, Any, Any], svc: Services, bus: LiveBus, role: Role | None
+) -> None:
+    public = role is None
     await socket.accept()
     expires_at = None
+    owner = None
     try:
         if role is not None:
             credential = await authenticate(
                 svc, token_of(socket.headers, socket.query_params), role
             )
             expires_at = credential.expires_at
+            owner = (credential.principal.user_id, credential.family)
         options = stream_options(socket.query_params)
     except LiveAuthError as exc:
         await socket.close(exc.close_code, exc.reason)
@@ -101,8 +127,11 @@ async def serve(socket: WebSocket[Any, Any, Any]) -> None:
     except FilterError as exc:
         await socket.close(CLOSE_BAD_REQUEST, str(exc))
         return
+    except StoreUnavailable:
+        await socket.close(CLOSE_TRY_LATER, "store unavailable")
+        return
     client = ClientSession.for_stream(
-        bus.hub, options, public=public, expires_at=expires_at, transport="ws"
+        bus.hub, options, public=public, expires_at=expires_at, transport="ws", owner=owner
     )
     if not bus.hub.register(client):
         await socket.close(CLOSE_TRY_LATER, "too many live clients on this server")

@@ -67,6 +67,10 @@ class EnrollmentRefused(Exception):
 VEHICLE_FIELDS = ("label", "plate", "device_id", "route_id", "trip_id", "block_id", "service_date")
 
 
+class LastAdmin(Exception):
+    """The change would leave no admin: the last one cannot be demoted or deleted."""
+
+
 class PoolStats(NamedTuple):
     """Connections of a pool: open, open and unused, the most it may open."""
 
@@ -155,6 +159,44 @@ class Registry(Protocol):
     async def user_by_name(self, username: str) -> User | None: ...
 
     async def get_user(self, user_id: int) -> User | None: ...
+
+    async def list_users(self) -> list[User]:
+        """Every user, by id."""
+
+    async def update_user(
+        self, user_id: int, *, role: Role | None = None, password_hash: str | None = None
+    ) -> User | None:
+        """Change role and/or password (None keeps it).
+
+        A new password also ends every sign-in of the user. None if no such user;
+        raise LastAdmin when this would demote the last admin.
+        """
+
+    async def delete_user(self, user_id: int) -> bool:
+        """Delete the user and their sign-ins; False if none; raise LastAdmin for the last admin."""
+
+    # sign-ins: refresh token families ------------------------------------------
+    async def start_session(self, family: str, user_id: int, jti: str, expires_at: int) -> None:
+        """Record a new sign-in whose refresh token is ``jti`` (times: epoch seconds).
+
+        Expired sign-ins are removed on the way.
+        """
+
+    async def rotate_session(
+        self, family: str, jti: str, new_jti: str, expires_at: int, now: int
+    ) -> int | None:
+        """Replace the family's current refresh token ``jti`` by ``new_jti``; the user id.
+
+        None when ``jti`` is not the family's current one (unknown, expired, signed
+        out, or reused): a reused token also ends the family, so whoever holds
+        the newer token of a stolen pair is signed out too.
+        """
+
+    async def end_session(self, family: str) -> bool:
+        """Sign out: the family's tokens stop working. False if there was none."""
+
+    async def session_user(self, family: str, now: int) -> User | None:
+        """The user signed in as ``family`` as they are now; None once it ended or expired."""
 
     # phones (OsmAnd): heartbeats and events ------------------------------------
     async def mark_seen(self, device_id: int, seen: Seen) -> None:

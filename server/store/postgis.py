@@ -23,7 +23,7 @@ from server.model import (
     Seen,
     User,
 )  # fmt: skip
-from server.store import pg_gtfs, pg_insert, pg_lock, pg_migrate, pg_partitions
+from server.store import pg_gtfs, pg_insert, pg_lock, pg_migrate, pg_partitions, users
 from server.store.base import (
     Conflict,
     Expired,
@@ -337,6 +337,38 @@ class PostgisStore(PostgisFleet):
 
     async def get_user(self, user_id: int) -> User | None:
         row = await self._fetchrow(SQL.get_user, user_id)
+        return None if row is None else _ROWS.user(row)
+
+    async def list_users(self) -> list[User]:
+        return [_ROWS.user(r) for r in await self._fetch(SQL.list_users)]
+
+    async def update_user(
+        self, user_id: int, *, role: Role | None = None, password_hash: str | None = None
+    ) -> User | None:
+        async with self._conn() as conn:
+            return await users.pg_update(conn, _ROWS, user_id, role, password_hash)
+
+    async def delete_user(self, user_id: int) -> bool:
+        async with self._conn() as conn:
+            return await users.pg_delete(conn, user_id)
+
+    async def start_session(self, family: str, user_id: int, jti: str, expires_at: int) -> None:
+        now = int(datetime.now(UTC).timestamp())
+        async with self._conn() as conn:
+            await users.pg_start_session(conn, family, user_id, jti, expires_at, now)
+
+    async def rotate_session(
+        self, family: str, jti: str, new_jti: str, expires_at: int, now: int
+    ) -> int | None:
+        async with self._conn() as conn:
+            return await users.pg_rotate_session(conn, family, jti, new_jti, expires_at, now)
+
+    async def end_session(self, family: str) -> bool:
+        async with self._conn() as conn:
+            return bool(await conn.execute(SQL.end_session, family) == "DELETE 1")
+
+    async def session_user(self, family: str, now: int) -> User | None:
+        row = await self._fetchrow(SQL.session_user, family, now)
         return None if row is None else _ROWS.user(row)
 
     # telemetry ---------------------------------------------------------------

@@ -88,6 +88,29 @@ class Statements:
     # users
     user_by_name: str = f"SELECT {USER_COLS} FROM users WHERE username = ?"  # username
     get_user: str = f"SELECT {USER_COLS} FROM users WHERE id = ?"  # id
+    list_users: str = f"SELECT {USER_COLS} FROM users ORDER BY id"
+    admin_ids: str = "SELECT id FROM users WHERE role = 'admin'"  # PostGIS adds FOR UPDATE
+    update_user: str = (  # role, password_hash (None keeps either), id
+        "UPDATE users SET role = coalesce(?, role), password_hash = coalesce(?, password_hash)"
+        f" WHERE id = ? RETURNING {USER_COLS}"
+    )
+    delete_user: str = "DELETE FROM users WHERE id = ?"  # id
+    # sign-ins (refresh token families)
+    expire_sessions: str = "DELETE FROM sessions WHERE expires_at <= ?"  # now
+    start_session: str = (  # family, user_id, current_jti, expires_at
+        "INSERT INTO sessions (family, user_id, current_jti, expires_at) VALUES (?, ?, ?, ?)"
+    )
+    rotate_session: str = (  # new jti, expires_at, family, presented jti, now
+        "UPDATE sessions SET current_jti = ?, expires_at = ?"
+        " WHERE family = ? AND current_jti = ? AND expires_at > ? RETURNING user_id"
+    )
+    end_session: str = "DELETE FROM sessions WHERE family = ?"  # family
+    # The signed-in user behind a family, as of now (role changes apply at once).
+    session_user: str = (  # family, now
+        "SELECT u.id, u.username, u.password_hash, u.role FROM sessions s"
+        " JOIN users u ON u.id = s.user_id WHERE s.family = ? AND s.expires_at > ?"
+    )
+    end_user_sessions: str = "DELETE FROM sessions WHERE user_id = ?"  # user_id
     # installation values: keep the first caller's, then read whichever is kept
     keep_installation_value: str = (  # name, value
         "INSERT INTO installation (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"

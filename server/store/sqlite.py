@@ -33,7 +33,7 @@ from server.model import (
     Seen,
     User,
 )
-from server.store import sqlite_gtfs, sqlite_lock, sqlite_retention
+from server.store import sqlite_gtfs, sqlite_lock, sqlite_retention, users
 from server.store import sqlite_schema as schema
 from server.store.base import (
     Conflict,
@@ -327,6 +327,39 @@ class SqliteStore(SqliteFleet):
 
     async def get_user(self, user_id: int) -> User | None:
         row = await self._row(SQL.get_user, user_id)
+        return None if row is None else _ROWS.user(row)
+
+    async def list_users(self) -> list[User]:
+        return [_ROWS.user(r) for r in await self._rows(SQL.list_users)]
+
+    async def update_user(
+        self, user_id: int, *, role: Role | None = None, password_hash: str | None = None
+    ) -> User | None:
+        result: User | None = await self._run(
+            users.sqlite_update(_ROWS, user_id, role, password_hash)
+        )
+        return result
+
+    async def delete_user(self, user_id: int) -> bool:
+        return bool(await self._run(users.sqlite_delete(user_id)))
+
+    async def start_session(self, family: str, user_id: int, jti: str, expires_at: int) -> None:
+        now = int(datetime.now(UTC).timestamp())
+        await self._run(users.sqlite_start_session(family, user_id, jti, expires_at, now))
+
+    async def rotate_session(
+        self, family: str, jti: str, new_jti: str, expires_at: int, now: int
+    ) -> int | None:
+        user_id: int | None = await self._run(
+            users.sqlite_rotate_session(family, jti, new_jti, expires_at, now)
+        )
+        return user_id
+
+    async def end_session(self, family: str) -> bool:
+        return await self._run(lambda c: c.execute(SQL.end_session, (family,)).rowcount == 1)
+
+    async def session_user(self, family: str, now: int) -> User | None:
+        row = await self._row(SQL.session_user, family, now)
         return None if row is None else _ROWS.user(row)
 
     # telemetry ---------------------------------------------------------------

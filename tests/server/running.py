@@ -17,6 +17,7 @@ from litestar.handlers import BaseRouteHandler
 
 from server.app import create_app
 from server.auth import hash_device_token, hash_password, new_device_token
+from server.cli import uvicorn_options
 from server.model import Device, Role, User
 from server.settings import Settings
 from server.store import open_store
@@ -101,9 +102,8 @@ class RunningServer:
             self.app,
             host="127.0.0.1",
             port=port,
-            log_level="warning",
-            ws="websockets-sansio",
             lifespan="on",
+            **{**uvicorn_options(self.settings), "log_level": "warning"},
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

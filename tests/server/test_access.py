@@ -34,6 +34,7 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/metrics"): "public",
     ("POST", "/v1/auth/login"): "public",
     ("POST", "/v1/auth/refresh"): "public",
+    ("POST", "/v1/auth/logout"): "public",
     ("GET", "/v1/live/public/stream"): "public",
     ("GET", "/v1/live/public"): "public",
     ("GET", "/rider/{name:path}"): "public",
@@ -76,6 +77,7 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/v1/live/stats"): "viewer",
     ("GET", "/v1/live/stream"): "viewer",
     ("WS", "/ws"): "viewer",
+    ("POST", "/v1/auth/password"): "viewer",
     ("PATCH", "/v1/devices/{device_id:int}"): "operator",
     ("POST", "/v1/routes"): "operator",
     ("PATCH", "/v1/routes/{route_id:str}"): "operator",
@@ -92,6 +94,10 @@ EXPECTED: dict[Key, Access] = {
     ("POST", "/v1/devices/{device_id:int}/rotate"): "admin",
     ("POST", "/v1/devices/{device_id:int}/revoke"): "admin",
     ("GET", "/v1/audit"): "admin",
+    ("GET", "/v1/users"): "admin",
+    ("POST", "/v1/users"): "admin",
+    ("PATCH", "/v1/users/{user_id:int}"): "admin",
+    ("DELETE", "/v1/users/{user_id:int}"): "admin",
 }
 # Where each device route takes its token: a header (protocol v1) or the query (OsmAnd).
 DEVICE_TOKEN_IN_HEADER = {"/v1/telemetry/location"}

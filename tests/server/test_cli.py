@@ -82,3 +82,21 @@ def test_bad_environment_names_the_variable(tmp_path: Path) -> None:
     assert "RATE_LIMIT_TELEMETRY" in r.stderr
     r = bustracker(tmp_path, "device", "list", DATABASE_URL="mysql://x")
     assert "DATABASE_URL" in r.stderr
+
+
+def test_user_list_role_password_delete_keep_the_last_admin(tmp_path: Path) -> None:
+    password = "long enough password\n"
+    for name, role in (("root", "admin"), ("vera", "viewer")):
+        add = ("user", "add", name, "--role", role, "--password-stdin")
+        assert bustracker(tmp_path, *add, stdin=password).returncode == 0
+    last = bustracker(tmp_path, "user", "role", "root", "viewer")
+    assert last.returncode == 2 and "last admin" in last.stderr
+    assert bustracker(tmp_path, "user", "delete", "root").returncode == 2
+    assert bustracker(tmp_path, "user", "role", "vera", "admin").returncode == 0
+    changed = bustracker(tmp_path, "user", "password", "vera", "--password-stdin", stdin=password)
+    assert changed.returncode == 0, changed.stderr
+    assert bustracker(tmp_path, "user", "delete", "root").returncode == 0
+    listed = json.loads(bustracker(tmp_path, "user", "list", "--json").stdout)
+    assert listed == {"users": [{"id": 2, "username": "vera", "role": "admin"}]}
+    missing = bustracker(tmp_path, "user", "delete", "nobody")
+    assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr

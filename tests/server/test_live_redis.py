@@ -20,8 +20,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from server.auth import Principal, TokenIssuer, hash_device_token, new_device_token
+from server.auth import hash_device_token, hash_password, new_device_token
 from server.model import Device
 from server.settings import RateLimit
 from server.store import open_store
@@ -105,9 +106,20 @@ def replicas(
         server.stop()
 
 
+OPERATORS = {"admin": "op-admin", "operator": "op-operator"}
+PASSWORD = "correct horse battery"
+
+
 async def _migrate(url: str, data_dir: Path) -> None:
     store = open_store(url, data_dir)
     await store.migrate()
+    await store.open()
+    try:
+        for role, name in OPERATORS.items():
+            if await store.user_by_name(name) is None:
+                await store.add_user(name, hash_password(PASSWORD), role)  # type: ignore[arg-type]
+    finally:
+        await store.close()
 
 
 def _device(url: str, data_dir: Path, name: str, route: str | None = None) -> tuple[int, str]:
@@ -124,9 +136,14 @@ def _device(url: str, data_dir: Path, name: str, route: str | None = None) -> tu
     return run_async(add).id, token
 
 
-def _token(role: str = "admin") -> str:
-    issuer = TokenIssuer(SECRET, 900, 3600)
-    return issuer.issue(Principal(1, f"op-{role}", role), "access")  # type: ignore[arg-type]
+def _token(server: ServerProcess, role: str = "admin") -> str:
+    """A real sign-in on ``server``: access tokens name a stored sign-in (D55)."""
+    r = httpx.post(
+        f"{server.url}/v1/auth/login", json={"username": OPERATORS[role], "password": PASSWORD}
+    )
+    r.raise_for_status()
+    token: str = r.json()["access_token"]
+    return token
 
 
 def test_a_fix_posted_to_one_process_reaches_subscribers_of_the_other(
@@ -135,9 +152,9 @@ def test_a_fix_posted_to_one_process_reaches_subscribers_of_the_other(
     a, b = replicas(2)
     bus_id, token = _device(postgis_url, tmp_path, "bus-1", route="5")
     with (
-        live_ws(b.url, token=_token()) as ops_b,
+        live_ws(b.url, token=_token(b)) as ops_b,
         live_ws(b.url, "/ws/public", routes="5") as public_b,
-        live_ws(a.url, token=_token()) as ops_a,
+        live_ws(a.url, token=_token(a)) as ops_a,
     ):
         assert ops_b.snapshot()["vehicles"] == []
         public_b.snapshot()
@@ -155,15 +172,28 @@ def test_a_fix_posted_to_one_process_reaches_subscribers_of_the_other(
         r = httpx.patch(
             f"{a.url}/v1/devices/{bus_id}",
             json={"in_service": False},
-            headers={"Authorization": f"Bearer {_token('operator')}"},
+            headers={"Authorization": f"Bearer {_token(a, 'operator')}"},
         )
         assert r.status_code == 200, r.text
         assert r.json()["live"] is True
         public_b.wait_for(lambda f: f["type"] == "update" and f["removed"] == [v["id"]])
         ops_b.wait_for(lambda f: f.get("state") == "out_of_service")
 
+    # A role changed through A closes the operator's stream on B at once (D55).
+    admin_a = {"Authorization": f"Bearer {_token(a)}"}
+    with live_ws(b.url, token=_token(b, "operator")) as ops:
+        ops.snapshot()
+        users = httpx.get(f"{a.url}/v1/users", headers=admin_a).json()["users"]
+        op_id = next(u["id"] for u in users if u["username"] == OPERATORS["operator"])
+        r = httpx.patch(f"{a.url}/v1/users/{op_id}", json={"role": "viewer"}, headers=admin_a)
+        assert r.status_code == 200, r.text
+        with pytest.raises(ConnectionClosed) as closed:
+            ops.wait_for(lambda f: False)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "role is now viewer")
+
     # Both processes' public ids agree: the key behind them is kept in the shared database.
-    with live_ws(a.url, token=_token()) as ops:
+    with live_ws(a.url, token=_token(a)) as ops:
         assert vehicles_of(ops.snapshot())[bus_id]["in_service"] is False
 
 
@@ -172,7 +202,7 @@ def test_each_process_announces_offline_once_to_its_own_clients(
 ) -> None:
     a, b = replicas(2, OFFLINE_AFTER="1s")
     bus_id, token = _device(postgis_url, tmp_path, "bus-1")
-    with live_ws(b.url, token=_token(), heartbeat=1) as ws:
+    with live_ws(b.url, token=_token(b), heartbeat=1) as ws:
         ws.snapshot()
         post_fixes(a.url, token, fix(45.0, 9.0))
         ws.wait_for(has_vehicle("device_id", bus_id, lat=45.0))
@@ -281,7 +311,7 @@ def test_a_phones_battery_and_sos_reach_operators_of_the_other_process(
 ) -> None:
     a, b = replicas(2)
     phone_id, token = _device(postgis_url, tmp_path, "phone-1", route="5")
-    with live_ws(b.url, token=_token(), routes="9") as ops_b:
+    with live_ws(b.url, token=_token(b), routes="9") as ops_b:
         ops_b.snapshot()
         t = int(time.time()) - 5
         report = {"id": token, "timestamp": t, "lat": 45.0, "lon": 9.0, "batt": 42}
@@ -290,5 +320,5 @@ def test_a_phones_battery_and_sos_reach_operators_of_the_other_process(
         assert r.json()["alarm"] == {"kind": "sos", "duplicate": False}, r.text
         frame = ops_b.wait_for(lambda f: f["type"] == "event")
         assert (frame["event"]["device_id"], frame["event"]["kind"]) == (phone_id, "sos")
-    with live_ws(b.url, token=_token()) as ops:
+    with live_ws(b.url, token=_token(b)) as ops:
         assert vehicles_of(ops.snapshot())[phone_id]["battery"] == 42.0

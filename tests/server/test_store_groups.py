@@ -232,3 +232,28 @@ async def test_closing_stores_what_was_already_taken_in(store: Store) -> None:
     assert [r.accepted for r in results] == [10] * 20
     await store.open()  # the fixture closes it again
     assert await count_fixes(store, bus) == 200
+
+
+async def test_within_a_group_the_first_duplicate_of_each_batch_wins(store: Store) -> None:
+    # A lone batch is the contract suite's case; here the batches run grouped, where
+    # each batch's rows are merged with others' before one statement stores them.
+    buses = [(await store.add_device(f"bus-{i}", f"hash-{i}")).id for i in range(20)]
+    received = datetime.now(UTC)
+    t = BASE + timedelta(seconds=30)
+    batches = [
+        [FixIn(t=t, lat=10.0 + k, lon=9.0), FixIn(t=t, lat=50.0 + k, lon=9.0)]
+        for k in range(len(buses))
+    ]
+    results = await asyncio.gather(
+        *(
+            store.insert_fixes(bus, batch, received)
+            for bus, batch in zip(buses, batches, strict=True)
+        )
+    )
+    assert store.group_stats().batches > store.group_stats().statements  # groups did form
+    assert all((r.accepted, r.duplicates) == (1, 1) for r in results)
+    live = {p.device_id: p for p in await store.live_positions()}
+    for k, bus in enumerate(buses):
+        [stored] = await store.track(bus, t, t + timedelta(seconds=1))
+        assert stored.lat == 10.0 + k
+        assert live[bus].fix.lat == 10.0 + k
