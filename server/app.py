@@ -106,7 +106,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
                     "REDIS_URL is set but JWT_SECRET is not: each replica signs with a key "
                     "of its own, so replicas reject each other's sign-ins; set JWT_SECRET"
                 )
-        # Partitions, retention and statistics are `bustracker worker`'s job (D60).
+        # Partitions, retention and statistics are `bustracker worker`'s job (D59).
         try:
             yield
         finally:

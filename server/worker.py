@@ -1,7 +1,7 @@
 """``bustracker worker``: the one process that keeps the store and watches the fleet.
 
 Each pass, under the store's maintenance lock (a second worker skips the
-pass, so running two is safe, D60):
+pass, so running two is safe, D59):
 
 - every pass: the fleet's states, and the fleet-offline alert
   (``server/fleet_health.py``) raised once and cleared once;

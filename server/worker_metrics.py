@@ -1,4 +1,4 @@
-"""The maintenance worker's Prometheus metrics, served on its own port (D62).
+"""The maintenance worker's Prometheus metrics, served on its own port (D61).
 
 Fleet-wide figures (vehicles by state, the database's size, Redis memory)
 come from the worker, not from each API process: one series each, however

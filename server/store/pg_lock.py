@@ -1,4 +1,4 @@
-"""The PostGIS store's maintenance lock: one worker at a time across every machine (D60).
+"""The PostGIS store's maintenance lock: one worker at a time across every machine (D59).
 
 A transaction-level advisory lock on a connection of its own, held while
 the block runs. Transaction-scoped so that PgBouncer in transaction mode

@@ -51,7 +51,7 @@ class ReadReplica:
         self._max_size = max_size
         self._connect_timeout = connect_timeout
         self._pool_kwargs = pool_kwargs
-        # Behind PgBouncer (D61) every use runs in one transaction.
+        # Behind PgBouncer (D60) every use runs in one transaction.
         self._transaction = transaction
         self._pool: Any = None
         self._down_until = 0.0

@@ -94,7 +94,7 @@ class PostgisStore(PostgisFleet):
     ) -> None:
         self._url = url
         # Behind PgBouncer in transaction mode a client's statements may reach a
-        # different server connection after each transaction (D61).
+        # different server connection after each transaction (D60).
         self._pgbouncer = pgbouncer
         self._migrate = migrate
         self._connect_timeout = connect_timeout

@@ -90,7 +90,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory, pg_cluster: Any) -> Itera
     finally:
         server.stop()
         pg_cluster.drop_database(database)
-    # The worker serves its own /metrics (D62): its names count as exported too.
+    # The worker serves its own /metrics (D61): its names count as exported too.
     text += generate_latest(WorkerMetrics().registry).decode()
     names = set()
     for line in text.splitlines():
