@@ -262,7 +262,8 @@ def agent_report(value: Any) -> AgentReport | None:
     return None if version is None and backlog is None else AgentReport(version, backlog)
 
 
-def _agent_of(body: bytes) -> AgentReport | None:
+def agent_of_body(body: bytes) -> AgentReport | None:
+    """The agent object of a body the typed path refused (the per-fix path reads it apart)."""
     try:
         doc = msgspec.json.decode(body)
     except msgspec.DecodeError:
@@ -317,4 +318,4 @@ def decode(
     if typed is not None:
         return typed
     good, bad = validate_batch(parse_batch(body, max_batch), now, future_tolerance)
-    return Batch(good, bad, _agent_of(body))
+    return Batch(good, bad, agent_of_body(body))

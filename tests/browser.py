@@ -8,8 +8,10 @@ test saw. Missing chromium skips locally and fails under CI=true.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -50,3 +52,21 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def wait_for_js(page: Page, expression: str, timeout: float = 30_000) -> Any:
+    """Poll ``expression`` in the page until it is truthy; return its value.
+
+    Playwright's ``wait_for_function`` compiles its predicate inside the page,
+    which the server's CSP (no ``unsafe-eval``, server/headers.py) rightly
+    refuses; ``evaluate`` goes through the DevTools protocol instead, so the
+    pages are tested under the very CSP riders and operators get.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still falsy after {timeout / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(50)

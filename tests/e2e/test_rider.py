@@ -18,11 +18,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from server.auth import Principal, TokenIssuer, hash_device_token, new_device_token
+from server.auth import hash_device_token, new_device_token
 from server.gtfs_import import import_feed
 from server.settings import RateLimit
 from server.store import open_store
-from tests.browser import screenshot
+from tests.browser import screenshot, wait_for_js
 from tests.server.gtfs_feeds import small_zip
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer, make_settings, run_async
@@ -96,11 +96,8 @@ def tokens(
 
 
 def dispatcher(rider: RunningServer) -> dict[str, str]:
-    """An operator's access token, signed as the server signs them (no password hashing)."""
-    auth = rider.settings.auth
-    issuer = TokenIssuer(auth.jwt_secret, auth.jwt_access_expiry_s, auth.jwt_refresh_expiry_s)
-    token = issuer.issue(Principal(1, "dispatcher", "operator"), "access")
-    return {"Authorization": f"Bearer {token}"}
+    """A signed-in operator's headers: an access token works only for a stored sign-in (D55)."""
+    return rider.operator("operator")
 
 
 class Phone:
@@ -129,7 +126,7 @@ class Phone:
         return self.page
 
     def ready(self) -> None:
-        self.page.wait_for_function("document.body.dataset.ready", timeout=WAIT_MS)
+        wait_for_js(self.page, "document.body.dataset.ready", timeout=WAIT_MS)
 
 
 @pytest.fixture
@@ -165,7 +162,7 @@ def test_first_view_installs_stays_under_150_kB_and_starts_offline(
     # Without tiles the map still holds the bus.
     expect(marker(page, "bus-first")).to_be_visible()
     # The service worker is installed, active, and controls the page (clients.claim).
-    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=WAIT_MS)
+    wait_for_js(page, "navigator.serviceWorker.controller !== null", timeout=WAIT_MS)
     assert page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)") == rider.url + "/"
     manifest = page.evaluate(
         "fetch(document.querySelector('link[rel=manifest]').href).then(r => r.json())"
@@ -185,7 +182,7 @@ def test_first_view_installs_stays_under_150_kB_and_starts_offline(
     assert sorted(drawn) == [["192x192", 192, 192], ["512x512", 512, 512]]
     screenshot(page, "rider-first-view")
     # Everything the first view cost, the service worker's own downloads included.
-    page.wait_for_function("document.body.dataset.saved", timeout=WAIT_MS)
+    wait_for_js(page, "document.body.dataset.saved", timeout=WAIT_MS)
     total = sum(size for url, size in phone.transferred if "tile.openstreetmap" not in url)
     biggest = sorted(phone.transferred, key=lambda item: -item[1])[:5]
     assert total < FIRST_VIEW_LIMIT, biggest

@@ -21,7 +21,10 @@ FRAME_KEYS = {
     "heartbeat": {"type", "at"},
     "error": {"type", "error"},
 }
-VEHICLE_KEYS = {"id", "label", "route", "lat", "lon", "heading", "speed", "t", "state"}
+VEHICLE_KEYS = {
+    *("id", "label", "route", "route_id", "trip_id"),
+    *("lat", "lon", "heading", "speed", "t", "state"),
+}
 
 
 def _check(frame: Frame, seen: dict[str, Frame]) -> None:

@@ -8,6 +8,7 @@ the data rather than one from the environment.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,18 +57,21 @@ def test_two_installations_give_the_same_device_different_rider_ids(
 
 
 def test_redis_without_jwt_secret_warns_that_replicas_reject_each_others_sign_ins(
-    tmp_path: Path, redis_url: str, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # What an operator reads in the server's log (stderr) when it starts.
+    # What an operator reads in the server's log when it starts (`bustracker serve` sends
+    # every logger to stderr, server/logs.py; in process, pytest's handler holds the lines).
     settings = make_settings(tmp_path / "data", redis_url=redis_url, jwt_secret_configured=False)
-    RunningServer(settings).start().stop()
-    log = capfd.readouterr().err
+    with caplog.at_level(logging.WARNING):
+        RunningServer(settings).start().stop()
+    log = caplog.text
     assert "REDIS_URL is set but JWT_SECRET is not" in log
     assert "replicas reject each other's sign-ins" in log
 
 
 def test_redis_with_jwt_secret_starts_without_that_warning(
-    tmp_path: Path, redis_url: str, capfd: pytest.CaptureFixture[str]
+    tmp_path: Path, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    RunningServer(make_settings(tmp_path / "data", redis_url=redis_url)).start().stop()
-    assert "JWT_SECRET" not in capfd.readouterr().err
+    with caplog.at_level(logging.WARNING):
+        RunningServer(make_settings(tmp_path / "data", redis_url=redis_url)).start().stop()
+    assert "JWT_SECRET" not in caplog.text

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 
-from server.auth import Principal, TokenIssuer
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer
 from tests.service_procs import _missing
@@ -21,11 +20,8 @@ from tests.services import free_port
 
 
 def dispatcher(server: RunningServer) -> dict[str, str]:
-    """An operator's access token, signed as the server signs them (no password hashing)."""
-    auth = server.settings.auth
-    issuer = TokenIssuer(auth.jwt_secret, auth.jwt_access_expiry_s, auth.jwt_refresh_expiry_s)
-    token = issuer.issue(Principal(1, "dispatcher", "operator"), "access")
-    return {"Authorization": f"Bearer {token}"}
+    """A signed-in operator\'s headers: an access token works only for a stored sign-in (D55)."""
+    return server.operator("operator")
 
 
 PUBLIC_FIELDS = {

@@ -21,6 +21,7 @@ from server.validation import (
     RANGES,
     Batch,
     BodyError,
+    agent_of_body,
     decode,
     decode_typed,
     parse_batch,
@@ -105,7 +106,7 @@ def bodies(draw: st.DrawFn) -> dict[str, Any]:
 
 def per_fix(body: bytes) -> Batch:
     good, bad = validate_batch(parse_batch(body, MAX_BATCH), NOW, TOLERANCE)
-    return Batch(good, bad)
+    return Batch(good, bad, agent_of_body(body))
 
 
 def answer(run: Any, body: bytes) -> Batch | str:

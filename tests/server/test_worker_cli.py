@@ -35,8 +35,6 @@ from server.store.sqlite_lock import maintenance_lock
 from tests.server.running import run_async
 from tests.services import free_port
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-
 
 class Inbox:
     """An aiosmtpd handler keeping every message it is given."""
@@ -62,6 +60,8 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
 
 def seed(data_dir: Path) -> None:
     """Three buses, two of them last heard an hour ago; one fix past retention."""
+    # Taken now, not at import: the suite may collect this module many minutes earlier.
+    now = datetime.now(UTC).replace(microsecond=0)
 
     async def work() -> None:
         store = open_store(None, data_dir)
@@ -69,8 +69,8 @@ def seed(data_dir: Path) -> None:
         try:
             for i, age in enumerate((timedelta(minutes=1), timedelta(hours=1), timedelta(hours=1))):
                 bus = await store.add_device(f"bus-{i}", f"hash-{i}")
-                fixes = [FixIn(NOW - timedelta(days=120), 45.0, 9.0), FixIn(NOW - age, 45, 9)]
-                await store.insert_fixes(bus.id, fixes if i == 0 else fixes[1:], NOW - age)
+                fixes = [FixIn(now - timedelta(days=120), 45.0, 9.0), FixIn(now - age, 45, 9)]
+                await store.insert_fixes(bus.id, fixes if i == 0 else fixes[1:], now - age)
         finally:
             await store.close()
 
