@@ -72,6 +72,11 @@ def _redact(value: Any) -> Any:
     return value
 
 
+def redact_value(value: Any) -> Any:
+    """``value`` (text, or dicts and lists of it) with every credential replaced, as logged."""
+    return _redact(value)
+
+
 def redact_event(
     logger: Any, method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:

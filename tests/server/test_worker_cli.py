@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import email
-import gzip
-import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +29,7 @@ from server.model import FixIn
 from server.store import open_store
 from server.store.sqlite_lock import maintenance_lock
 from tests.server.running import run_async
+from tests.server.sentry_stub import sentry_stub
 from tests.services import free_port
 
 
@@ -157,31 +154,11 @@ def test_the_loop_serves_its_metrics(tmp_path: Path) -> None:
             proc.stderr.close()
 
 
-class _Ingest(BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        type(self).received.append((self.path, body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_an_unhandled_error_reaches_the_sentry_dsn(tmp_path: Path) -> None:
     # A data directory whose database file is not SQLite: the worker dies on it.
     (tmp_path / "bustracker.sqlite3").write_bytes(b"this is not a database" * 100)
-    ingest = HTTPServer(("127.0.0.1", 0), _Ingest)
-    _Ingest.received = []
-    threading.Thread(target=ingest.serve_forever, daemon=True).start()
-    try:
-        dsn = f"http://publickey@127.0.0.1:{ingest.server_port}/42"
-        env = _env(BUSTRACKER_DATA_DIR=str(tmp_path), SENTRY_DSN=dsn)
+    with sentry_stub() as stub:
+        env = _env(BUSTRACKER_DATA_DIR=str(tmp_path), SENTRY_DSN=stub.dsn)
         result = subprocess.run(
             [sys.executable, "-m", "server", "worker", "--once"],
             env=env,
@@ -189,19 +166,11 @@ def test_an_unhandled_error_reaches_the_sentry_dsn(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-    finally:
-        ingest.shutdown()
     assert result.returncode != 0
     assert "file is not a database" in result.stderr
-    paths = {path for path, _ in _Ingest.received}
+    paths = {path for path, _ in stub.received}
     assert paths == {"/api/42/envelope/"}, paths
-    items = [
-        json.loads(line)
-        for _, body in _Ingest.received
-        for line in body.splitlines()
-        if line.startswith(b"{") and b'"exception"' in line
-    ]
-    [event] = items
+    [event] = stub.events()
     [exc] = event["exception"]["values"]
     assert (exc["type"], exc["value"]) == ("DatabaseError", "file is not a database")
     assert event["tags"]["component"] == "worker"
