@@ -17,7 +17,7 @@ function claims(jwt) {
   } catch { return {}; }
 }
 
-function adopt(pair) {
+export function adopt(pair) {
   const c = claims(pair.access_token);
   state = {
     access: pair.access_token, refresh: pair.refresh_token,
