@@ -7,6 +7,7 @@ test saw. Missing chromium skips locally and fails under CI=true.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,3 +51,18 @@ def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def wait_for(page: Page, condition: str, timeout: float = 15_000) -> None:
+    """Until the JS expression ``condition`` holds in the page (or fail after ``timeout`` ms).
+
+    ``page.wait_for_function`` evaluates its string with ``eval`` in the page, which
+    our pages' CSP (script-src 'self', no 'unsafe-eval'; server/headers.py) refuses;
+    a function given to ``evaluate`` is compiled by the browser's debugger, outside it.
+    """
+    page.evaluate(
+        f"""async () => {{ const end = performance.now() + {timeout};
+        while (!({condition})) {{
+          if (performance.now() > end) throw new Error({json.dumps("timed out: " + condition)});
+          await new Promise((r) => setTimeout(r, 15)); }} }}"""
+    )

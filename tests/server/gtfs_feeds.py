@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from server.auth import Principal, TokenIssuer
 from tests.server.running import RunningServer
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "gtfs"
@@ -76,8 +75,5 @@ def shared_zip(name: str) -> bytes:
 
 
 def operator_headers(server: RunningServer) -> dict[str, str]:
-    """An operator's access token, signed as the server signs them (no password hashing)."""
-    auth = server.settings.auth
-    issuer = TokenIssuer(auth.jwt_secret, auth.jwt_access_expiry_s, auth.jwt_refresh_expiry_s)
-    token = issuer.issue(Principal(1, "dispatcher", "operator"), "access")
-    return {"Authorization": f"Bearer {token}"}
+    """A signed-in operator's headers: a token is only good with its sign-in stored."""
+    return server.operator("operator")

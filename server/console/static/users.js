@@ -65,7 +65,8 @@ export class UsersPanel {
       }
     } catch (err) {
       const what = { role: "Role not changed", password: "Password not set", delete: "Not deleted" }[act];
-      this.msg(`${what} for ${name}: ${err.message}`);
+      // Drawn again, so the row shows what is stored (not the refused choice).
+      await this.render(`${what} for ${name}: ${err.message}`);
     }
   }
 }
