@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -53,16 +54,19 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-def wait_for(page: Page, condition: str, timeout: float = 15_000) -> None:
-    """Until the JS expression ``condition`` holds in the page (or fail after ``timeout`` ms).
+def wait_in_page(page: Page, condition: str, timeout: float = 15_000) -> Any:
+    """Until the JS expression ``condition`` is truthy in the page; its value (or fail
+    after ``timeout`` ms).
 
     ``page.wait_for_function`` evaluates its string with ``eval`` in the page, which
     our pages' CSP (script-src 'self', no 'unsafe-eval'; server/headers.py) refuses;
     a function given to ``evaluate`` is compiled by the browser's debugger, outside it.
     """
-    page.evaluate(
+    return page.evaluate(
         f"""async () => {{ const end = performance.now() + {timeout};
-        while (!({condition})) {{
+        for (;;) {{
+          const value = ({condition});
+          if (value) return value;
           if (performance.now() > end) throw new Error({json.dumps("timed out: " + condition)});
           await new Promise((r) => setTimeout(r, 15)); }} }}"""
     )

@@ -22,7 +22,7 @@ from server.auth import hash_device_token, new_device_token
 from server.gtfs_import import import_feed
 from server.settings import RateLimit
 from server.store import open_store
-from tests.browser import screenshot, wait_for
+from tests.browser import screenshot, wait_in_page
 from tests.server.gtfs_feeds import small_zip
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer, make_settings, run_async
@@ -129,7 +129,7 @@ class Phone:
         return self.page
 
     def ready(self) -> None:
-        wait_for(self.page, "document.body.dataset.ready", timeout=WAIT_MS)
+        wait_in_page(self.page, "document.body.dataset.ready", timeout=WAIT_MS)
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_first_view_installs_stays_under_150_kB_and_starts_offline(
     # Without tiles the map still holds the bus.
     expect(marker(page, "bus-first")).to_be_visible()
     # The service worker is installed, active, and controls the page (clients.claim).
-    wait_for(page, "navigator.serviceWorker.controller !== null", timeout=WAIT_MS)
+    wait_in_page(page, "navigator.serviceWorker.controller !== null", timeout=WAIT_MS)
     assert page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)") == rider.url + "/"
     manifest = page.evaluate(
         "fetch(document.querySelector('link[rel=manifest]').href).then(r => r.json())"
@@ -185,7 +185,7 @@ def test_first_view_installs_stays_under_150_kB_and_starts_offline(
     assert sorted(drawn) == [["192x192", 192, 192], ["512x512", 512, 512]]
     screenshot(page, "rider-first-view")
     # Everything the first view cost, the service worker's own downloads included.
-    wait_for(page, "document.body.dataset.saved", timeout=WAIT_MS)
+    wait_in_page(page, "document.body.dataset.saved", timeout=WAIT_MS)
     total = sum(size for url, size in phone.transferred if "tile.openstreetmap" not in url)
     biggest = sorted(phone.transferred, key=lambda item: -item[1])[:5]
     assert total < FIRST_VIEW_LIMIT, biggest

@@ -25,7 +25,7 @@ from server.gtfs_import import import_feed
 from server.model import Device
 from server.settings import RateLimit
 from server.vehicle import EARTH_RADIUS_M
-from tests.browser import screenshot, wait_for
+from tests.browser import screenshot, wait_in_page
 from tests.server.gtfs_feeds import small_zip
 from tests.server.running import RunningServer, make_settings
 
@@ -139,7 +139,7 @@ def test_signed_in_the_map_shows_the_buses_and_they_glide_to_new_fixes(
             requestAnimationFrame(step); }}"""
     )
     report(console, token1, fix(45.4650, 9.1950, speed=9.0, heading=90.0))
-    wait_for(page, f"Math.abs(window.bustracker.layer.drawnAt({bus1.id})[1] - 9.195) < 1e-6")
+    wait_in_page(page, f"Math.abs(window.bustracker.layer.drawnAt({bus1.id})[1] - 9.195) < 1e-6")
     lons = [p[1] for p in page.evaluate("window.seen") if p]
     between = [x for x in lons if 9.1900 + 1e-6 < x < 9.1950 - 1e-6]
     assert between, "the marker jumped instead of gliding"
@@ -153,12 +153,12 @@ def test_the_live_stream_outlives_its_access_token(
     first = page.evaluate("window.bustracker.live.ws.url")
     bus2, token2 = buses["bus-2"]
     # The first token expires after 4 s; the stream is reconnected with a renewed one.
-    wait_for(
+    wait_in_page(
         page,
         f"(l => l.ws && l.ws.url !== {first!r} && l.status === 'live')(window.bustracker.live)",
     )
     report(console, token2, fix(45.4710, 9.2010, speed=3.0))
-    wait_for(page, f"Math.abs(window.bustracker.layer.drawnAt({bus2.id})[0] - 45.471) < 1e-6")
+    wait_in_page(page, f"Math.abs(window.bustracker.layer.drawnAt({bus2.id})[0] - 45.471) < 1e-6")
     expect(page.locator("#signin")).to_be_hidden()
 
 
@@ -219,7 +219,7 @@ def test_a_devices_track_replays_with_its_trip_statistics(
     detail.get_by_label("Speed").select_option("60")
     detail.get_by_role("button", name="Play").click()
     expect(detail.get_by_role("button", name="Pause")).to_be_visible()
-    wait_for(page, "document.querySelector('#slider').value > 50")
+    wait_in_page(page, "document.querySelector('#slider').value > 50")
     screenshot(page, "console-replay")
     detail.get_by_role("button", name="Pause").click()
     detail.get_by_label("Replay time").fill("1000")
@@ -374,7 +374,7 @@ def test_an_admin_adds_a_route_and_assigns_it_to_a_vehicle_from_the_list(
     expect(cell.locator(".swatch")).to_have_attribute("data-colour", "#0B6E4F")
     # On the map the marker's outline is the route's colour.
     outline = f"window.bustracker.layer.items.get({bus1.id})?.outline"
-    wait_for(page, f"{outline} === '#0B6E4F'")
+    wait_in_page(page, f"{outline} === '#0B6E4F'")
     screenshot(page, "console-fleet-route-colour")
 
 
