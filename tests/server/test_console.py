@@ -433,6 +433,10 @@ def test_an_admin_manages_users_and_a_viewer_sees_no_users_tab(
         expect(other.locator("#account-msg")).to_have_text(
             "Password changed. Your other sign-ins have ended."
         )
+        # This tab carries on with the new tokens: still signed in, the stream live again.
+        other.get_by_role("tab", name="Map").click()
+        expect(other.locator("#link")).to_have_text("live")
+        expect(other.locator("#signin")).to_be_hidden()
         screenshot(other, "console-viewer-account")
     finally:
         context.close()

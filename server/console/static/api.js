@@ -17,7 +17,7 @@ function claims(jwt) {
   } catch { return {}; }
 }
 
-export function adopt(pair) {
+function adopt(pair) {
   const c = claims(pair.access_token);
   state = {
     access: pair.access_token, refresh: pair.refresh_token,
@@ -62,7 +62,18 @@ export function signOut(reason = "") {
   session.dispatchEvent(new CustomEvent("signedout", { detail: reason }));
 }
 
+// A call that answers with a new token pair (a password change) and ends this
+// sign-in's old tokens: a renewal meanwhile would replay the old refresh token and
+// be refused, so it waits for the new pair instead.
+let replacing = null;
+export async function withNewTokens(call) {
+  const pending = call();
+  replacing = pending.catch(() => {});
+  try { adopt(await pending); } finally { replacing = null; }
+}
+
 export function refresh() {
+  if (replacing) return replacing;
   if (!refreshing) {
     refreshing = (async () => {
       const r = await fetch("/v1/auth/refresh", {

@@ -1,6 +1,6 @@
 // Users (admins only: list, add, change role, set a password, delete) and the
 // "Change my password" form every signed-in user has.
-import { adopt, api, username } from "./api.js";
+import { api, username, withNewTokens } from "./api.js";
 
 const esc = (x) => String(x ?? "").replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
 const ROLES = ["viewer", "operator", "admin"];
@@ -89,7 +89,7 @@ export class AccountPanel {
       const msg = this.root.querySelector("#account-msg");
       try {
         // Every other sign-in of this account ends; this tab carries on with the new pair.
-        adopt(await api("/v1/auth/password", { method: "POST",
+        await withNewTokens(() => api("/v1/auth/password", { method: "POST",
           body: { current: data.get("current"), new: data.get("new") } }));
         form.reset();
         msg.textContent = "Password changed. Your other sign-ins have ended.";
