@@ -49,7 +49,7 @@ export class RoutesPanel {
       return `<tr data-route="${esc(r.route_id)}"><td>${esc(r.route_id)}</td>
         <td>${op && !feed ? `<input aria-label="Short name of ${esc(r.route_id)}" data-field="short_name" value="${esc(r.short_name)}" size="6">` : esc(r.short_name)}</td>
         <td>${op && !feed ? `<input aria-label="Long name of ${esc(r.route_id)}" data-field="long_name" value="${esc(r.long_name)}">` : esc(r.long_name)}</td>
-        <td>${op && !feed ? `<input type="color" aria-label="Colour of ${esc(r.route_id)}" data-field="color" value="#${esc(r.color || "0B57D0")}">` : swatch(r)}</td>
+        <td>${op && !feed ? `<input type="color" aria-label="Colour of ${esc(r.route_id)}" data-field="color" data-had="${r.color ? "yes" : ""}" value="#${esc(r.color || "0B57D0")}">` : swatch(r)}</td>
         <td>${feed ? "GTFS feed" : "operator"}</td>
         <td>${op ? (feed
           ? `<span class="muted">from the feed: change the feed</span> <button type="button" class="quiet" data-act="try-edit" data-id="${esc(r.route_id)}">Edit</button>`
@@ -89,8 +89,10 @@ export class RoutesPanel {
       if (b.dataset.act === "save") {
         const tr = b.closest("tr");
         const val = (f) => tr.querySelector(`[data-field=${f}]`).value;
-        const body = { short_name: val("short_name") || null, long_name: val("long_name") || null,
-          color: val("color").replace("#", "") };
+        const body = { short_name: val("short_name") || null, long_name: val("long_name") || null };
+        const colour = tr.querySelector("[data-field=color]");
+        // A route without a colour keeps none unless one is picked (the picker cannot be empty).
+        if (colour.dataset.had || colour.value.toLowerCase() !== "#0b57d0") body.color = colour.value.replace("#", "");
         await api(path, { method: "PATCH", body });
         await this.render(`Saved route ${id}.`);
       } else if (b.dataset.act === "try-edit") {
