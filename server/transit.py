@@ -67,6 +67,8 @@ def route_json(route: Route) -> dict[str, Any]:
         "color": route.color,
         "text_color": route.text_color,
         "type": route.type,
+        # Who may change it: "operator" routes here, "gtfs" ones by changing the feed.
+        "source": route.source,
     }
 
 

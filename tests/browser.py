@@ -7,8 +7,8 @@ test saw. Missing chromium skips locally and fails under CI=true.
 
 from __future__ import annotations
 
+import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,19 +54,19 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-def wait_for_js(page: Page, expression: str, timeout: float = 30_000) -> Any:
-    """Poll ``expression`` in the page until it is truthy; return its value.
+def wait_in_page(page: Page, condition: str, timeout: float = 15_000) -> Any:
+    """Until the JS expression ``condition`` is truthy in the page; its value (or fail
+    after ``timeout`` ms).
 
-    Playwright's ``wait_for_function`` compiles its predicate inside the page,
-    which the server's CSP (no ``unsafe-eval``, server/headers.py) rightly
-    refuses; ``evaluate`` goes through the DevTools protocol instead, so the
-    pages are tested under the very CSP riders and operators get.
+    ``page.wait_for_function`` evaluates its string with ``eval`` in the page, which
+    our pages' CSP (script-src 'self', no 'unsafe-eval'; server/headers.py) refuses;
+    a function given to ``evaluate`` is compiled by the browser's debugger, outside it.
     """
-    deadline = time.monotonic() + timeout / 1000
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still falsy after {timeout / 1000:.0f} s: {expression}")
-        page.wait_for_timeout(50)
+    return page.evaluate(
+        f"""async () => {{ const end = performance.now() + {timeout};
+        for (;;) {{
+          const value = ({condition});
+          if (value) return value;
+          if (performance.now() > end) throw new Error({json.dumps("timed out: " + condition)});
+          await new Promise((r) => setTimeout(r, 15)); }} }}"""
+    )

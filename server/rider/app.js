@@ -1,4 +1,5 @@
 // The rider app: wires the live fleet, the map, the list, stops and the offline view.
+import { badgeColours, paint } from "./colours.js";
 import { Fleet } from "./fleet.js";
 import { ageText, language, load, preferred, t } from "./i18n.js";
 import { Live } from "./live.js";
@@ -15,6 +16,7 @@ let status = "connecting";
 let everything = false; // offline with no live data: show every last known bus
 const knownRoutes = new Map(); // route_id -> name
 const shortNames = new Map(); // route_id -> what the badge shows (GTFS short name)
+const routeColours = new Map(); // route_id -> badge colours that pass WCAG AA
 
 const map = new BusMap($("map"), {
   tiles: meta("bt-tiles"),
@@ -51,6 +53,7 @@ function renderList(items) {
     badge.className = "badge";
     badge.textContent = badgeText(bus.route_id);
     badge.setAttribute("aria-hidden", "true");
+    if (!stale) paint(badge, routeColours.get(bus.route_id));
     const text = document.createElement("span");
     text.className = "what";
     text.textContent = describe(bus, age, stale);
@@ -64,7 +67,9 @@ function renderList(items) {
     return li;
   });
   // Replace only when something changed, so focus on a button is not lost every second.
-  const signature = items.map(({ bus, stale }) => `${bus.id}:${stale}`).join(",");
+  // Badge text and colours too: the routes list may arrive after the buses.
+  const signature = items.map(({ bus, stale }) =>
+    `${bus.id}:${stale}:${badgeText(bus.route_id)}:${routeColours.get(bus.route_id)?.background || ""}`).join(",");
   if (list.dataset.signature !== signature) {
     list.replaceChildren(...rows);
     list.dataset.signature = signature;
@@ -87,7 +92,7 @@ function renderStatus(count) {
 
 function render() {
   const items = fleet.visible(route, Date.now(), everything);
-  map.show(items, describe, badgeText);
+  map.show(items, describe, badgeText, (id) => routeColours.get(id));
   renderList(items);
   renderStatus(items.length);
 }
@@ -277,6 +282,8 @@ async function main() {
     for (const r of list) {
       knownRoutes.set(r.route_id, r.name);
       if (r.short) shortNames.set(r.route_id, r.short);
+      const colours = badgeColours(r);
+      if (colours) routeColours.set(r.route_id, colours);
     }
     renderRoutes();
   }).catch(() => {});

@@ -28,6 +28,7 @@ JS = "text/javascript"
 # Served under /rider/ as they are in this folder.
 FILES: dict[str, str] = {
     "app.js": JS,
+    "colours.js": JS,
     "fleet.js": JS,
     "i18n.js": JS,
     "live.js": JS,

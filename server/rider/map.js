@@ -1,6 +1,8 @@
 // The Leaflet map: a marker per bus (route number, grey when stale), the chosen
 // route's shape and stops. Tiles come from MAP_TILE_URL; without tiles (none
 // configured, or no network) the map is a plain background and still works.
+import { paint } from "./colours.js";
+
 const L = window.L;
 
 export class BusMap {
@@ -17,7 +19,7 @@ export class BusMap {
     this.routeLayer = L.layerGroup().addTo(this.map);
   }
 
-  show(items, describe, badgeText) {
+  show(items, describe, badgeText, coloursOf = () => null) {
     if (!this.map) return;
     const seen = new Set();
     for (const { bus, age, stale } of items) {
@@ -39,6 +41,7 @@ export class BusMap {
         el.dataset.lon = String(bus.lon);
         el.setAttribute("aria-label", describe(bus, age, stale));
         el.firstChild.textContent = badgeText(bus.route_id);
+        paint(el.firstChild, stale ? null : coloursOf(bus.route_id));
       }
     }
     for (const [id, marker] of this.markers) {

@@ -21,6 +21,8 @@ export async function routes() {
   return listOf(await getJSON("/v1/routes"), "routes").map((r) => ({
     route_id: String(r.route_id ?? r.id),
     short: r.short_name || "",
+    color: r.color || null,
+    text_color: r.text_color || null,
     name: [r.short_name, r.long_name].filter(Boolean).join(" · ") || String(r.route_id ?? r.id),
   }));
 }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.browser import screenshot, wait_for_js
+from tests.browser import screenshot, wait_in_page
 from tests.e2e.procs import clean_env, cli, process, wait_for, wait_http
 from tests.services import free_port
 
@@ -84,14 +84,14 @@ def test_a_bus_unit_from_creation_to_revocation(tmp_path: Path, page: Page) -> N
 
         with process(agent_cmd, env, tmp_path, tmp_path / "agent.log"):
             page.get_by_role("tab", name="Map").click()
-            device_id = wait_for_js(
+            device_id = wait_in_page(
                 page,
                 "(() => { for (const v of window.bustracker.fleet.vehicles.values())"
                 " if (v.name === 'bus-77' && v.lat != null) return v.device_id; })()",
                 timeout=60_000,
             )
             first = page.evaluate(f"window.bustracker.layer.drawnAt({device_id})")
-            wait_for_js(
+            wait_in_page(
                 page,
                 f"(p => p && (p[0] !== {first[0]} || p[1] !== {first[1]}))"
                 f"(window.bustracker.layer.drawnAt({device_id}))",

@@ -22,10 +22,11 @@ from server.auth import hash_device_token, new_device_token
 from server.gtfs_import import import_feed
 from server.settings import RateLimit
 from server.store import open_store
-from tests.browser import screenshot, wait_for_js
+from tests.browser import screenshot, wait_in_page
 from tests.server.gtfs_feeds import small_zip
 from tests.server.live_client import fix, post_fixes
 from tests.server.running import RunningServer, make_settings, run_async
+from tests.server.test_rider import contrast
 
 PHONE = {"width": 390, "height": 844}
 FIRST_VIEW_LIMIT = 150_000  # bytes transferred for the first view, map tiles excluded (issue 11)
@@ -55,6 +56,8 @@ BUSES = {
     "bus-lingua": "5",
     "bus-poll": "7",
     "bus-stop": "R1",  # a GTFS route of the module's feed (tests/server/gtfs_feeds.py: SMALL)
+    "bus-red": "R1",  # the feed's R1 is red on white
+    "bus-green": "N9",  # an operator's route, added by its test
 }
 
 
@@ -96,7 +99,7 @@ def tokens(
 
 
 def dispatcher(rider: RunningServer) -> dict[str, str]:
-    """A signed-in operator's headers: an access token works only for a stored sign-in (D55)."""
+    """A signed-in operator's headers (a token needs its sign-in stored, docs/operations.md)."""
     return rider.operator("operator")
 
 
@@ -126,7 +129,7 @@ class Phone:
         return self.page
 
     def ready(self) -> None:
-        wait_for_js(self.page, "document.body.dataset.ready", timeout=WAIT_MS)
+        wait_in_page(self.page, "document.body.dataset.ready", timeout=WAIT_MS)
 
 
 @pytest.fixture
@@ -162,7 +165,7 @@ def test_first_view_installs_stays_under_150_kB_and_starts_offline(
     # Without tiles the map still holds the bus.
     expect(marker(page, "bus-first")).to_be_visible()
     # The service worker is installed, active, and controls the page (clients.claim).
-    wait_for_js(page, "navigator.serviceWorker.controller !== null", timeout=WAIT_MS)
+    wait_in_page(page, "navigator.serviceWorker.controller !== null", timeout=WAIT_MS)
     assert page.evaluate("navigator.serviceWorker.ready.then(r => r.scope)") == rider.url + "/"
     manifest = page.evaluate(
         "fetch(document.querySelector('link[rel=manifest]').href).then(r => r.json())"
@@ -182,7 +185,7 @@ def test_first_view_installs_stays_under_150_kB_and_starts_offline(
     assert sorted(drawn) == [["192x192", 192, 192], ["512x512", 512, 512]]
     screenshot(page, "rider-first-view")
     # Everything the first view cost, the service worker's own downloads included.
-    wait_for_js(page, "document.body.dataset.saved", timeout=WAIT_MS)
+    wait_in_page(page, "document.body.dataset.saved", timeout=WAIT_MS)
     total = sum(size for url, size in phone.transferred if "tile.openstreetmap" not in url)
     biggest = sorted(phone.transferred, key=lambda item: -item[1])[:5]
     assert total < FIRST_VIEW_LIMIT, biggest
@@ -396,3 +399,34 @@ def test_nearest_stops_a_stop_page_and_a_routes_shape(
         assert near_lima.errors == []
     finally:
         near_lima.context.close()
+
+
+def test_route_badges_wear_the_routes_colours_only_where_they_read(
+    rider: RunningServer, tokens: dict[str, tuple[int, str]], phone: Phone
+) -> None:
+    made = httpx.post(
+        f"{rider.url}/v1/routes",
+        json={"route_id": "N9", "short_name": "N9", "color": "0B6E4F", "text_color": "FFFFFF"},
+        headers=dispatcher(rider),
+    )
+    assert made.status_code == 201, made.text
+    # The feed's own pair for R1 (FF0000 on FFFFFF) is 4.0:1, under WCAG AA's 4.5:1, so
+    # its badges keep the app's palette; the operator's green on white passes.
+    assert contrast("#FF0000", "#FFFFFF") < 4.5 <= contrast("#0B6E4F", "#FFFFFF")
+    send(rider, tokens["bus-green"], 45.4640, 9.1880)
+    send(rider, tokens["bus-red"], 45.4645, 9.1885)
+    page = phone.open(rider.url + "/")
+    green = bus_row(page, "bus-green").locator(".badge")
+    expect(green).to_have_text("N9", timeout=WAIT_MS)
+    expect(green).to_have_css("background-color", "rgb(11, 110, 79)")
+    expect(green).to_have_css("color", "rgb(255, 255, 255)")
+    expect(marker(page, "bus-green").locator("span")).to_have_css(
+        "background-color", "rgb(11, 110, 79)"
+    )
+    red = bus_row(page, "bus-red").locator(".badge")
+    expect(red).to_have_text("1")
+    expect(red).to_have_css("background-color", "rgb(11, 79, 148)")  # --brand, the default
+    expect(marker(page, "bus-red").locator("span")).to_have_css(
+        "background-color", "rgb(11, 79, 148)"
+    )
+    screenshot(page, "rider-route-colours")

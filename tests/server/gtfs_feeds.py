@@ -75,5 +75,5 @@ def shared_zip(name: str) -> bytes:
 
 
 def operator_headers(server: RunningServer) -> dict[str, str]:
-    """A signed-in operator\'s headers: an access token works only for a stored sign-in (D55)."""
+    """A signed-in operator's headers: a token is only good with its sign-in stored."""
     return server.operator("operator")

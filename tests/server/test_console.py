@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,10 +21,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from server.gtfs_import import import_feed
 from server.model import Device
 from server.settings import RateLimit
 from server.vehicle import EARTH_RADIUS_M
-from tests.browser import screenshot, wait_for_js
+from tests.browser import screenshot, wait_in_page
+from tests.server.gtfs_feeds import small_zip
 from tests.server.running import RunningServer, make_settings
 
 PASSWORD = "console-pw-1234"
@@ -91,6 +92,8 @@ REPLAY_MARKER = """(() => { let p; window.bustracker.map.eachLayer(l => {
 
 def tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
+    # A panel shows its last visit's state until it has read the API again.
+    expect(page.locator(".view[aria-busy=true]")).to_have_count(0)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +139,7 @@ def test_signed_in_the_map_shows_the_buses_and_they_glide_to_new_fixes(
             requestAnimationFrame(step); }}"""
     )
     report(console, token1, fix(45.4650, 9.1950, speed=9.0, heading=90.0))
-    wait_for_js(page, f"Math.abs(window.bustracker.layer.drawnAt({bus1.id})[1] - 9.195) < 1e-6")
+    wait_in_page(page, f"Math.abs(window.bustracker.layer.drawnAt({bus1.id})[1] - 9.195) < 1e-6")
     lons = [p[1] for p in page.evaluate("window.seen") if p]
     between = [x for x in lons if 9.1900 + 1e-6 < x < 9.1950 - 1e-6]
     assert between, "the marker jumped instead of gliding"
@@ -150,13 +153,12 @@ def test_the_live_stream_outlives_its_access_token(
     first = page.evaluate("window.bustracker.live.ws.url")
     bus2, token2 = buses["bus-2"]
     # The first token expires after 4 s; the stream is reconnected with a renewed one.
-    wait_for_js(
+    wait_in_page(
         page,
         f"(l => l.ws && l.ws.url !== {first!r} && l.status === 'live')(window.bustracker.live)",
-        timeout=15_000,
     )
     report(console, token2, fix(45.4710, 9.2010, speed=3.0))
-    wait_for_js(page, f"Math.abs(window.bustracker.layer.drawnAt({bus2.id})[0] - 45.471) < 1e-6")
+    wait_in_page(page, f"Math.abs(window.bustracker.layer.drawnAt({bus2.id})[0] - 45.471) < 1e-6")
     expect(page.locator("#signin")).to_be_hidden()
 
 
@@ -217,7 +219,7 @@ def test_a_devices_track_replays_with_its_trip_statistics(
     detail.get_by_label("Speed").select_option("60")
     detail.get_by_role("button", name="Play").click()
     expect(detail.get_by_role("button", name="Pause")).to_be_visible()
-    wait_for_js(page, "document.querySelector('#slider').value > 50")
+    wait_in_page(page, "document.querySelector('#slider').value > 50")
     screenshot(page, "console-replay")
     detail.get_by_role("button", name="Pause").click()
     detail.get_by_label("Replay time").fill("1000")
@@ -253,16 +255,12 @@ def test_an_admin_creates_a_device_and_revokes_it(console: RunningServer, desk: 
 def test_on_a_tablet_the_detail_covers_the_map_and_closes_with_escape(
     console: RunningServer, buses: dict[str, tuple[Device, str]], browser: Browser, desk: Page
 ) -> None:
-    # The desk's session, carried over as a reloaded tab would keep it.
-    saved = desk.evaluate("sessionStorage.getItem('bustracker.console.session')")
+    # A sign-in of its own: two tabs sharing one refresh token would trip the server's
+    # reuse detection (the first to renew makes the other's token a replay).
     context = browser.new_context(viewport={"width": 768, "height": 1024}, has_touch=True)
     try:
-        context.add_init_script(
-            f"sessionStorage.setItem('bustracker.console.session', {json.dumps(saved)})"
-        )
         page = context.new_page()
-        page.goto(console.url + "/console/")
-        expect(page.locator("#link")).to_have_text("live")
+        sign_in(page, console)
         page.get_by_role("tab", name="Fleet").click()
         page.locator("#fleet tbody tr").first.focus()
         page.keyboard.press("Enter")
@@ -290,7 +288,7 @@ def test_a_vehicle_gets_a_unit_a_threshold_and_a_share_link_a_stranger_opens(
     page.get_by_role("button", name="Add vehicle").click()
     row = page.locator("#view-vehicles tr", has_text="Coach 2")
     row.get_by_label("Unit in Coach 2").select_option(label="bus-2")
-    row.get_by_label("Route of Coach 2").fill("7A")
+    row.get_by_label("Route of Coach 2").select_option("7A")
     row.get_by_role("button", name="Save").click()
     expect(page.locator("#vehicle-msg")).to_have_text("Saved.")
     report(console, token2, fix(45.4720, 9.2020, speed=4.0))
@@ -328,3 +326,152 @@ def test_a_vehicle_gets_a_unit_a_threshold_and_a_share_link_a_stranger_opens(
         screenshot(stranger, "share-page-revoked")
     finally:
         stranger.close()
+
+
+# -- routes and users (the issue "Operators run the fleet") -----------------------------------
+
+
+def test_an_admin_adds_a_route_and_assigns_it_to_a_vehicle_from_the_list(
+    console: RunningServer, buses: dict[str, tuple[Device, str]], desk: Page
+) -> None:
+    page = desk
+    bus1, token1 = buses["bus-1"]
+    page.keyboard.press("Escape")  # the detail left open by the share link
+    tab(page, "Routes")
+    form = page.locator("#new-route")
+    form.get_by_label("Route id").fill("N5")
+    form.get_by_label("Short name").fill("N5")
+    form.get_by_label("Long name").fill("Night line")
+    form.get_by_label("Colour").fill("#0b6e4f")
+    form.get_by_role("button", name="Add route").click()
+    expect(page.locator("#route-msg")).to_have_text("Added route N5.")
+    row = page.locator("#view-routes tr[data-route=N5]")
+    expect(row.locator("td").nth(4)).to_have_text("operator")
+    screenshot(page, "console-routes")
+    tab(page, "Vehicles")
+    page.get_by_label("Label").fill("Coach 5")
+    page.get_by_role("button", name="Add vehicle").click()
+    expect(page.locator("#vehicle-msg")).to_have_text("Added Coach 5.")
+    coach = page.locator("#view-vehicles tr", has_text="Coach 5")
+    coach.get_by_label("Unit in Coach 5").select_option(label="bus-1")
+    # The route is picked from the routes list (short names), not typed.
+    choice = coach.get_by_label("Route of Coach 5")
+    assert choice.evaluate("e => e.tagName") == "SELECT"
+    assert "N5 · Night line" in choice.locator("option").all_inner_texts()
+    choice.select_option(label="N5 · Night line")
+    coach.get_by_label("Trip of Coach 5").fill("night-1")
+    coach.get_by_role("button", name="Save").click()
+    expect(page.locator("#vehicle-msg")).to_have_text("Saved.")
+    screenshot(page, "console-vehicle-route-select")
+    olga = {"Authorization": f"Bearer {console.login('olga', PASSWORD)}"}  # tokens live 4 s
+    listed = httpx.get(f"{console.url}/v1/vehicles", headers=olga).json()["vehicles"]
+    saved = next(v for v in listed if v["label"] == "Coach 5")
+    assert (saved["route_id"], saved["trip_id"]) == ("N5", "night-1")
+    report(console, token1, fix(45.4660, 9.1920, speed=6.0, heading=90.0))
+    tab(page, "Fleet")
+    cell = page.locator("#fleet tbody tr", has_text="Coach 5").locator("td").nth(4)
+    expect(cell).to_have_text("N5")
+    expect(cell.locator(".swatch")).to_have_attribute("data-colour", "#0B6E4F")
+    # On the map the marker's outline is the route's colour.
+    outline = f"window.bustracker.layer.items.get({bus1.id})?.outline"
+    wait_in_page(page, f"{outline} === '#0B6E4F'")
+    screenshot(page, "console-fleet-route-colour")
+
+
+def test_a_feed_route_is_read_only_and_the_server_says_why(
+    console: RunningServer, desk: Page, tmp_path: Path
+) -> None:
+    page = desk
+    feed = tmp_path / "feed.zip"
+    feed.write_bytes(small_zip())
+    console._with_store(lambda store: import_feed(store, feed))
+    tab(page, "Routes")
+    row = page.locator("#view-routes tr[data-route=R1]")
+    expect(row.locator("td").nth(4)).to_have_text("GTFS feed")
+    expect(row.get_by_role("textbox")).to_have_count(0)  # nothing to type into
+    expect(row).to_contain_text("from the feed: change the feed")
+    row.get_by_role("button", name="Edit").click()
+    expect(page.locator("#route-msg")).to_have_text(
+        "Route R1 not changed: route 'R1' comes from the GTFS feed: change the feed"
+    )
+    screenshot(page, "console-routes-feed-refused")
+
+
+def test_an_admin_manages_users_and_a_viewer_sees_no_users_tab(
+    console: RunningServer, browser: Browser, desk: Page
+) -> None:
+    page = desk
+    tab(page, "Users")
+    form = page.locator("#new-user")
+    form.get_by_label("Username").fill("vera")
+    form.get_by_label("Password").fill("viewer-pw-1234")
+    form.get_by_label("Role").select_option("viewer")
+    form.get_by_role("button", name="Add user").click()
+    msg = page.locator("#user-msg")
+    expect(msg).to_have_text("Added vera (viewer).")
+    vera = page.locator("#view-users tr", has_text="vera")
+    expect(vera.get_by_label("Role of vera")).to_have_value("viewer")
+
+    context = browser.new_context(viewport={"width": 1024, "height": 700})
+    try:
+        other = context.new_page()
+        other.goto(console.url + "/console/")
+        other.get_by_label("Username").fill("vera")
+        other.get_by_label("Password").fill("viewer-pw-1234")
+        other.get_by_role("button", name="Sign in").click()
+        expect(other.locator("#who")).to_have_text("vera (viewer)")
+        expect(other.get_by_role("tab", name="Routes")).to_be_visible()
+        expect(other.locator("[role=tab][data-view=users]")).to_be_hidden()
+        other.get_by_role("tab", name="Routes").click()
+        expect(other.locator("#view-routes tr[data-route=N5]")).to_be_visible()
+        expect(other.locator("#new-route")).to_have_count(0)  # a viewer only reads
+        # Her own password, from "My account": the old one stops working.
+        other.get_by_role("tab", name="My account").click()
+        other.get_by_label("Current password").fill("viewer-pw-1234")
+        other.get_by_label("New password").fill("vera-new-pw-5678")
+        other.get_by_role("button", name="Change my password").click()
+        expect(other.locator("#account-msg")).to_have_text(
+            "Password changed. Your other sign-ins have ended."
+        )
+        # This tab carries on with the new tokens: still signed in, the stream live again.
+        other.get_by_role("tab", name="Map").click()
+        expect(other.locator("#link")).to_have_text("live")
+        expect(other.locator("#signin")).to_be_hidden()
+        screenshot(other, "console-viewer-account")
+    finally:
+        context.close()
+    login = f"{console.url}/v1/auth/login"
+    old = {"username": "vera", "password": "viewer-pw-1234"}
+    assert httpx.post(login, json=old).status_code == 401
+    assert httpx.post(login, json={**old, "password": "vera-new-pw-5678"}).status_code == 200
+
+    vera.get_by_label("Role of vera").select_option("operator")
+    vera.get_by_role("button", name="Change role").click()
+    expect(msg).to_have_text("vera is now operator.")
+    expect(
+        page.locator("#view-users tr", has_text="vera").get_by_label("Role of vera")
+    ).to_have_value("operator")
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#view-users tr", has_text="vera").get_by_role("button", name="Delete").click()
+    expect(msg).to_have_text("Deleted vera.")
+    expect(page.locator("#view-users tr", has_text="vera")).to_have_count(0)
+    assert httpx.post(login, json={**old, "password": "vera-new-pw-5678"}).status_code == 401
+
+
+def test_the_last_admin_cannot_be_demoted_or_deleted_and_is_told_why(
+    console: RunningServer, desk: Page
+) -> None:
+    page = desk
+    tab(page, "Users")
+    olga = page.locator("#view-users tr", has_text="olga")
+    olga.get_by_label("Role of olga").select_option("viewer")
+    olga.get_by_role("button", name="Change role").click()
+    msg = page.locator("#user-msg")
+    why = "the last admin cannot be demoted or deleted; make another admin first"
+    expect(msg).to_have_text(f"Role not changed for olga: {why}")
+    expect(olga.get_by_label("Role of olga")).to_have_value("admin")  # what is stored
+    screenshot(page, "console-last-admin-refused")
+    page.once("dialog", lambda d: d.accept())
+    olga.get_by_role("button", name="Delete").click()
+    expect(msg).to_have_text(f"Not deleted for olga: {why}")
+    expect(page.locator("#who")).to_have_text("olga (admin)")

@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from server.settings import RateLimit
-from tests.browser import screenshot, wait_for_js
+from tests.browser import screenshot, wait_in_page
 from tests.server.running import RunningServer, make_settings
 
 
@@ -60,7 +60,7 @@ def test_the_wallboard_counts_the_fleet_and_raises_the_offline_alert(
     for _ in range(3):
         for i, token in enumerate(tokens[:3]):
             report(wall, token, 45.47 + i / 1000)
-    wait_for_js(page, "Number(document.querySelector('#fpm').textContent) >= 4")
+    wait_in_page(page, "Number(document.querySelector('#fpm').textContent) >= 4")
     screenshot(page, "monitor-all-online")
     expect(page.locator("#offline")).to_have_text("1", timeout=15_000)
     for i, token in enumerate(tokens[:3]):

@@ -56,7 +56,8 @@ def test_import_then_riders_read_routes_shapes_and_stops(
     assert "2 routes, 2 trips, 4 stops" in out
     routes = httpx.get(f"{server.url}/v1/routes").json()
     assert {"route_id": "R1", "short_name": "1", "long_name": "Loreto - Porta Venezia",
-            "color": "FF0000", "text_color": "FFFFFF", "type": 3} in routes  # fmt: skip
+            "color": "FF0000", "text_color": "FFFFFF", "type": 3,
+            "source": "gtfs"} in routes  # fmt: skip
     r1 = httpx.get(f"{server.url}/v1/routes/R1").json()
     assert r1["shapes"] == [[[45.4858, 9.2160], [45.4800, 9.2110], [45.4745, 9.2050]]]
     assert [s["stop_id"] for s in r1["stops"]] == ["S1", "S2", "S3"]

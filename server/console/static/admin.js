@@ -2,6 +2,7 @@
 // plate, the unit installed, today's route).
 import { api, can } from "./api.js";
 import { ago } from "./fleet.js";
+import { loadRoutes, routeOptions } from "./routes.js";
 
 const esc = (x) => String(x ?? "").replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
@@ -73,6 +74,7 @@ export class VehiclesPanel {
       vehicles = await api("/v1/vehicles");
       vehicles = Array.isArray(vehicles) ? vehicles : vehicles.vehicles;
       devices = (await api("/v1/devices")).devices;
+      await loadRoutes();
     } catch (err) {
       this.root.innerHTML = `<h2>Vehicles</h2><p role="status">${err.status === 404 ? "This server has no vehicles API yet." : esc(err.message)}</p>`;
       return;
@@ -84,10 +86,11 @@ export class VehiclesPanel {
       ${op ? `<form id="new-vehicle"><label>Label <input name="label" required></label>
         <label>Plate <input name="plate"></label><button type="submit">Add vehicle</button></form>` : ""}
       <div id="vehicle-msg" role="status">${message}</div>
-      <table><thead><tr><th>Label</th><th>Plate</th><th>Unit</th><th>Route</th><th></th></tr></thead><tbody>
+      <table><thead><tr><th>Label</th><th>Plate</th><th>Unit</th><th>Route</th><th>Trip</th><th></th></tr></thead><tbody>
       ${vehicles.map((v) => `<tr data-vehicle="${v.id}"><td>${esc(v.label)}</td><td>${esc(v.plate)}</td>
         <td><select aria-label="Unit in ${esc(v.label)}" data-field="device_id" ${op ? "" : "disabled"}>${opts(v.device_id)}</select></td>
-        <td><input aria-label="Route of ${esc(v.label)}" data-field="route_id" value="${esc(v.route_id)}" size="6" ${op ? "" : "disabled"}></td>
+        <td><select aria-label="Route of ${esc(v.label)}" data-field="route_id" ${op ? "" : "disabled"}>${routeOptions(v.route_id)}</select></td>
+        <td><input aria-label="Trip of ${esc(v.label)}" data-field="trip_id" value="${esc(v.trip_id)}" size="10" ${op ? "" : "disabled"}></td>
         <td>${op ? `<button type="button" class="quiet" data-save="${v.id}">Save</button>` : ""}</td></tr>`).join("")}
       </tbody></table>`;
     const form = this.root.querySelector("#new-vehicle");
@@ -102,7 +105,8 @@ export class VehiclesPanel {
     this.root.querySelectorAll("[data-save]").forEach((b) => b.addEventListener("click", async () => {
       const tr = b.closest("tr");
       const dev = tr.querySelector("[data-field=device_id]").value;
-      const body = { device_id: dev === "" ? null : Number(dev), route_id: tr.querySelector("[data-field=route_id]").value || null };
+      const body = { device_id: dev === "" ? null : Number(dev), route_id: tr.querySelector("[data-field=route_id]").value || null,
+        trip_id: tr.querySelector("[data-field=trip_id]").value.trim() || null };
       try { await api(`/v1/vehicles/${b.dataset.save}`, { method: "PATCH", body }); await this.render("Saved."); }
       catch (err) { this.root.querySelector("#vehicle-msg").textContent = err.message; }
     }));

@@ -62,7 +62,18 @@ export function signOut(reason = "") {
   session.dispatchEvent(new CustomEvent("signedout", { detail: reason }));
 }
 
+// A call that answers with a new token pair (a password change) and ends this
+// sign-in's old tokens: a renewal meanwhile would replay the old refresh token and
+// be refused, so it waits for the new pair instead.
+let replacing = null;
+export async function withNewTokens(call) {
+  const pending = call();
+  replacing = pending.catch(() => {});
+  try { adopt(await pending); } finally { replacing = null; }
+}
+
 export function refresh() {
+  if (replacing) return replacing;
   if (!refreshing) {
     refreshing = (async () => {
       const r = await fetch("/v1/auth/refresh", {

@@ -1,17 +1,19 @@
 // The console: sign-in, then the live map, fleet table, detail and admin panels.
 /* global L */
 import { DevicesPanel, VehiclesPanel } from "./admin.js";
-import { api, login, session, signOut, signedIn, username, role } from "./api.js";
+import { api, can, login, session, signOut, signedIn, username, role } from "./api.js";
 import { Detail } from "./detail.js";
-import { Fleet } from "./fleet.js";
+import { Fleet, route } from "./fleet.js";
 import { LiveStream } from "./live.js";
+import { RoutesPanel, loadRoutes, routeColour, routesChanged } from "./routes.js";
 import { FleetTable } from "./table.js";
+import { AccountPanel, UsersPanel } from "./users.js";
 import { VehicleLayer } from "./vehicle-layer.js";
 
 const $ = (sel) => document.querySelector(sel);
 const fleet = new Fleet();
 const live = new LiveStream();
-let map, layer, table, detail, devices, vehicles, settings;
+let map, layer, table, detail, devices, vehicles, routesPanel, users, account, settings;
 let view = "map";
 let tableDirty = true;
 let fitted = false;
@@ -30,7 +32,7 @@ function buildMap() {
     tiles.on("tileload", () => el.classList.remove("no-tiles"));
     tiles.addTo(map);
   } else el.classList.add("no-tiles");
-  layer = new VehicleLayer().addTo(map);
+  layer = new VehicleLayer({ outline: (v) => routeColour(route(v)) }).addTo(map);
   layer.on("vehicleclick", (e) => openDetail(e.id));
 }
 
@@ -70,20 +72,34 @@ function show(name) {
   document.querySelectorAll(".view").forEach((s) => { s.hidden = s.id !== `view-${name}`; });
   if (name === "map") map.invalidateSize();
   if (name === "fleet") { tableDirty = true; tick(); }
-  if (name === "devices") devices.render();
-  if (name === "vehicles") vehicles.render();
+  const panel = { devices, vehicles, routes: routesPanel, users, account }[name];
+  if (panel) {
+    // Busy until the panel has read the API: what shows before is the last visit's.
+    const el = $(`#view-${name}`);
+    el.setAttribute("aria-busy", "true");
+    Promise.resolve(panel.render()).finally(() => el.removeAttribute("aria-busy"));
+  }
 }
 
 async function start() {
   $("#signin").hidden = true;
   $("#app").hidden = false;
   $("#who").textContent = `${username()} (${role()})`;
+  // Only admins manage accounts (the API says so too); others do not see the tab.
+  document.querySelector("[role=tab][data-view=users]").hidden = !can("admin");
   if (!map) {
     buildMap();
     table = new FleetTable(fleet, $("#fleet"), openDetail);
     detail = new Detail($("#detail"), fleet, map, layer, settings, () => { if (view !== "map") show("map"); });
     devices = new DevicesPanel($("#view-devices"));
     vehicles = new VehiclesPanel($("#view-vehicles"));
+    routesPanel = new RoutesPanel($("#view-routes"));
+    users = new UsersPanel($("#view-users"));
+    account = new AccountPanel($("#view-account"));
+    routesChanged.addEventListener("change", () => {
+      tableDirty = true;
+      for (const v of fleet.vehicles.values()) layer.upsert(v);
+    });
     $("#filter").addEventListener("input", (e) => { table.filter = e.target.value; tableDirty = true; tick(); });
     $("#export").addEventListener("click", () => {
       const a = document.createElement("a");
@@ -96,6 +112,8 @@ async function start() {
     document.addEventListener("keydown", (e) => { if (e.key === "Escape" && detail.id != null) detail.close(); });
     setInterval(tick, 1000);
   }
+  if (view === "users" && !can("admin")) show("map");
+  loadRoutes().catch(() => { /* no colours: the table shows route ids */ });
   try {
     fleet.load((await api("/v1/fleet/live")).vehicles);
   } catch { /* the stream's snapshot fills in */ }

@@ -1,5 +1,6 @@
 // The fleet table: every vehicle's state in words, sortable, filterable, offline first.
 import { STATE_ORDER, ago, kmh, label, route, stateWords } from "./fleet.js";
+import { routeColour } from "./routes.js";
 
 const MAX_ROWS = 1000; // past this, filter: a table of 10,000 rows helps nobody
 const KEYS = {
@@ -17,6 +18,12 @@ export const COLUMNS = ["label", "state", "last_seen", "speed", "route", "backlo
 export function cells(v) {
   return [label(v), stateWords(v), ago(v.last_seen), kmh(v.speed), route(v),
     v.backlog == null ? "" : String(v.backlog), v.agent_version || ""];
+}
+
+function swatch(id) {
+  const colour = routeColour(id);
+  // The style attribute is allowed by the CSP (style-src 'unsafe-inline'); scripts are not.
+  return colour ? `<span class="swatch" style="background:${colour}" data-colour="${colour}"></span>` : "";
 }
 
 export class FleetTable {
@@ -67,7 +74,7 @@ export class FleetTable {
       const c = cells(v).map((x) => String(x).replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`));
       html.push(`<tr data-id="${v.device_id}" tabindex="0"><td>${c[0]}</td>` +
         `<td class="state state-${c[1]}">${c[1]}</td><td>${c[2]}</td><td>${c[3]}</td>` +
-        `<td>${c[4]}</td><td>${c[5]}</td><td>${c[6]}</td></tr>`);
+        `<td>${swatch(route(v))}${c[4]}</td><td>${c[5]}</td><td>${c[6]}</td></tr>`);
     }
     this.body.innerHTML = html.join("");
     if (focused) this.body.querySelector(`tr[data-id="${focused}"]`)?.focus();

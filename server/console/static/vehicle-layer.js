@@ -19,8 +19,8 @@ export function colourKey(v, now = Date.now()) {
 
 const sprites = new Map();
 
-function sprite(colour, r, bucket, dpr) {
-  const key = `${colour}|${r}|${bucket}|${dpr}`;
+function sprite(colour, r, bucket, dpr, outline) {
+  const key = `${colour}|${r}|${bucket}|${dpr}|${outline}`;
   let c = sprites.get(key);
   if (c) return c;
   const half = Math.ceil(r * 1.7) + 2;
@@ -41,8 +41,9 @@ function sprite(colour, r, bucket, dpr) {
   }
   g.fillStyle = COLOURS[colour];
   g.fill();
-  g.lineWidth = 1.2;
-  g.strokeStyle = "#ffffff";
+  // A route's colour as a thicker outline, so the state colour inside still reads.
+  g.lineWidth = outline === "#ffffff" ? 1.2 : 2.2;
+  g.strokeStyle = outline;
   g.stroke();
   sprites.set(key, c);
   return c;
@@ -53,11 +54,11 @@ function sprite(colour, r, bucket, dpr) {
 // where the canvas is emulated, as in headless chromium).
 const stamps = new Map();
 
-function stamp(colour, r, bucket, dpr) {
-  const key = `${colour}|${r}|${bucket}|${dpr}`;
+function stamp(colour, r, bucket, dpr, outline) {
+  const key = `${colour}|${r}|${bucket}|${dpr}|${outline}`;
   let st = stamps.get(key);
   if (st) return st;
-  const c = sprite(colour, r, bucket, dpr);
+  const c = sprite(colour, r, bucket, dpr, outline);
   const d = c.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, c.width, c.height);
   const px = new Uint32Array(d.data.buffer);
   const dx = [], dy = [], col = [];
@@ -88,6 +89,7 @@ export const VehicleLayer = L.Layer.extend({
     this.dimmed = false;
     this.frames = 0;
     this.glide = options.glide !== false;
+    this.outlineOf = options.outline || (() => null); // v -> "#rrggbb" (its route's) or null
     this._raf = 0;
     this._wait = 0;
     this._cost = 0;
@@ -136,6 +138,7 @@ export const VehicleLayer = L.Layer.extend({
     it.name = v.vehicle || v.name;
     it.v = v;
     it.colour = colourKey(v);
+    it.outline = this.outlineOf(v) || "#ffffff";
     it.fixMs = Date.parse(v.t || v.received_at || "") || 0;
     this.redraw();
   },
@@ -243,7 +246,7 @@ export const VehicleLayer = L.Layer.extend({
       const sx = x * scale - ox, sy = y * scale - oy;
       it.sx = sx; it.sy = sy;
       if (sx < -half || sy < -half || sx > w + half || sy > h + half) continue;
-      const st = stamp(it.colour, r, it.heading == null ? -1 : Math.round(it.heading / 10) % 36, dpr);
+      const st = stamp(it.colour, r, it.heading == null ? -1 : Math.round(it.heading / 10) % 36, dpr, it.outline);
       const px = Math.round(sx * dpr) - (st.size >> 1), py = Math.round(sy * dpr) - (st.size >> 1);
       const { dx, dy, col } = st;
       for (let k = 0; k < col.length; k += 1) {
