@@ -129,13 +129,6 @@ def test_captures_uploads_and_reports_ok(tmp_path: Path, server: FakeServer) -> 
     assert r.status()["state"] == "stopped"
 
 
-def test_starting_then_ok(tmp_path: Path, server: FakeServer) -> None:
-    src = ListSource(moving(2000), gap=0.01)
-    with Running(Runner(settings(tmp_path, server.url), source=src)) as r:
-        r.wait_state("ok")
-    assert r.states[0] == "starting"
-
-
 def test_missing_token_keeps_capturing(tmp_path: Path, server: FakeServer) -> None:
     cfg = parse_settings(
         {

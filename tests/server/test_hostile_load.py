@@ -168,6 +168,12 @@ def test_riders_cannot_starve_ingest_or_operators_and_no_secret_is_logged(
         full = ("closed", (1013, "too many public streams on this server; retry later"))
         assert opened + PER_ADDRESS == NOFILE - FD_RESERVE
         assert outcome.count(full) == len(many) - opened
+        # Turned away from the stream, a rider still gets the public snapshot, cacheable.
+        snap = httpx.get(f"{url}/v1/live/public", timeout=10)
+        assert snap.status_code == 200 and "max-age" in snap.headers["cache-control"]
+        assert [v["label"] for v in snap.json()["vehicles"]] == ["bus-1"]
+        again = httpx.get(f"{url}/v1/live/public", headers={"If-None-Match": snap.headers["etag"]})
+        assert again.status_code == 304
         # Slow headers are cut off; meanwhile everyone who matters still gets through.
         for _ in range(10):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
