@@ -7,7 +7,6 @@ issues or withdraws a credential needs admin.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from litestar.params import FromPath
 from server.access import access
 from server.audit import record
 from server.auth import Principal, hash_device_token, new_device_token
-from server.http import ApiError, services
+from server.http import ApiError, json_object, services
 from server.model import Device
 from server.store.base import Conflict, Store
 from server.vehicle import iso, last_seen
@@ -70,14 +69,7 @@ def _text(value: Any, field: str, required: bool) -> str | None:
 
 def parse_new_device(raw: bytes) -> tuple[str, str | None]:
     """``(name, route)`` from a ``{"name": …, "route": …}`` body; 4xx with a reason."""
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"body larger than {MAX_BODY} bytes")
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(422, "body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ApiError(422, 'body must be a JSON object like {"name": "bus-17"}')
+    doc = json_object(raw, MAX_BODY, example='{"name": "bus-17"}')
     name = _text(doc.get("name"), "name", required=True)
     assert name is not None
     return name, _text(doc.get("route"), "route", required=False)

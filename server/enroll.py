@@ -9,7 +9,6 @@ name their reason: ``unknown_code``, ``expired_code`` or ``used_code``.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +21,7 @@ from server.access import access
 from server.audit import record
 from server.auth import Principal, hash_device_token, new_device_token
 from server.devices import MAX_BODY, MAX_ID
-from server.http import ApiError, services
+from server.http import ApiError, json_object, services
 from server.settings import RateLimit
 from server.store.base import Conflict, EnrollmentRefused, Fleet
 from server.vehicle import iso
@@ -38,17 +37,7 @@ _STATUS = {"unknown_code": 404, "expired_code": 410, "used_code": 409}
 
 
 def _object(raw: bytes, empty_ok: bool) -> dict[str, Any]:
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"body larger than {MAX_BODY} bytes")
-    if not raw.strip() and empty_ok:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(422, "body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ApiError(422, "body must be a JSON object")
-    return doc
+    return json_object(raw, MAX_BODY, empty_ok=empty_ok)
 
 
 def expires_in(doc: dict[str, Any], default: timedelta, lo: int, hi: int) -> timedelta:

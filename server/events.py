@@ -14,10 +14,9 @@ from litestar import Request, get
 from litestar.params import FromPath, QueryParameter
 
 from server.access import access
-from server.devices import MAX_ID
-from server.http import ApiError, services
+from server.http import services
 from server.model import Device, Event
-from server.tracks import checked_range, query_time
+from server.tracks import ToTime, checked_range, device_or_404, query_time
 from server.vehicle import iso
 
 DEFAULT_EVENT_RANGE = timedelta(days=7)
@@ -64,18 +63,11 @@ async def device_events(
             name="from", description="ISO 8601 with offset, or epoch seconds; default 7 days ago"
         ),
     ] = None,
-    end: Annotated[
-        str | None,
-        QueryParameter(
-            name="to", description="ISO 8601 with offset, or epoch seconds; default now"
-        ),
-    ] = None,
+    end: ToTime = None,
 ) -> dict[str, Any]:
     svc = services(request)
     t0, t1 = event_range(query_time("from", start), query_time("to", end), datetime.now(UTC))
-    device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
-    if device is None:
-        raise ApiError(404, f"no device with id {device_id}")
+    device = await device_or_404(svc.store, device_id)
     events = await svc.store.events(device_id, t0, t1)
     return {
         "device_id": device_id,

@@ -5,6 +5,7 @@ Who may call a route is ``server/access.py``.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -16,6 +17,29 @@ from server.services import Services
 from server.store.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def json_object(
+    raw: bytes, max_bytes: int, *, example: str = "", empty_ok: bool = False
+) -> dict[str, Any]:
+    """A small JSON object body (a device, vehicle, route, code), or the 4xx saying what is off.
+
+    ``example`` completes "body must be a JSON object like …"; ``empty_ok`` takes an
+    empty body as ``{}`` (a POST whose fields are all optional).
+    """
+    if len(raw) > max_bytes:
+        raise ApiError(413, f"body larger than {max_bytes} bytes")
+    if empty_ok and not raw.strip():
+        return {}
+    try:
+        doc = json.loads(raw)
+    except RecursionError:
+        raise ApiError(422, "body is nested too deeply") from None
+    except ValueError:  # not JSON, not UTF-8, or an integer past Python's 4,300 digits
+        raise ApiError(422, "body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ApiError(422, "body must be a JSON object" + (f" like {example}" if example else ""))
+    return doc
 
 
 class ApiError(HTTPException):

@@ -8,7 +8,6 @@ across imports). A device's ``route`` names one of them by ``route_id``.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -16,7 +15,7 @@ from litestar import Request, Response, delete, get, patch, post
 
 from server.access import access
 from server.gtfs.model import Route
-from server.http import ApiError, services
+from server.http import ApiError, json_object, services
 from server.store.base import Conflict, Transit
 from server.store.gtfs_sql import ROUTE_FIELDS
 from server.transit import RouteId, route_json
@@ -28,14 +27,7 @@ _COLOR = re.compile(r"^#?[0-9A-Fa-f]{6}$")
 
 
 def _body(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"body larger than {MAX_BODY} bytes")
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(422, "body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ApiError(422, 'body must be a JSON object like {"short_name": "7"}')
+    doc = json_object(raw, MAX_BODY, example='{"short_name": "7"}')
     unknown = sorted(set(doc) - {"route_id", *ROUTE_FIELDS})
     if unknown:
         raise ApiError(422, f"{unknown[0]}: unknown field")

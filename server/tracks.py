@@ -17,8 +17,9 @@ from litestar.params import FromPath, QueryParameter
 
 from server.access import access
 from server.http import ApiError, services
-from server.model import FixIn
+from server.model import Device, FixIn
 from server.simplify import simplify
+from server.store.base import Registry
 from server.validation import parse_time
 from server.vehicle import distance_m, iso, operator_view, vehicle_state
 
@@ -28,6 +29,25 @@ DEFAULT_MAX_POINTS = 2000
 MAX_POINTS_LIMIT = 10_000
 MAX_RADIUS_M = 50_000.0
 MAX_ID = 2**63 - 1  # ids are 64-bit in both stores
+
+# The ?from=&to= of the history routes (tracks, trips, events), documented alike.
+FromTime = Annotated[
+    str | None, QueryParameter(name="from", description="ISO 8601 with offset, or epoch seconds")
+]
+ToTime = Annotated[
+    str | None,
+    QueryParameter(name="to", description="ISO 8601 with offset, or epoch seconds; default now"),
+]
+
+
+async def device_or_404(store: Registry, device_id: int, noun: str = "device") -> Device:
+    """The device with ``device_id``, or a 404 naming it (ids past 64 bits included)."""
+    device = await store.get_device(device_id) if 0 < device_id <= MAX_ID else None
+    if device is None:
+        raise ApiError(404, f"no {noun} with id {device_id}")
+    return device
+
+
 DEFAULT_RADIUS_M = 1000.0
 
 
@@ -140,16 +160,8 @@ def track_geojson(
 async def vehicle_track(
     request: Request[Any, Any, Any],
     device_id: FromPath[int],
-    start: Annotated[
-        str | None,
-        QueryParameter(name="from", description="ISO 8601 with offset, or epoch seconds"),
-    ] = None,
-    end: Annotated[
-        str | None,
-        QueryParameter(
-            name="to", description="ISO 8601 with offset, or epoch seconds; default now"
-        ),
-    ] = None,
+    start: FromTime = None,
+    end: ToTime = None,
     max_points: Annotated[
         str | None,
         number_param("max_points", "default 2000", 2, MAX_POINTS_LIMIT, integer=True),
@@ -160,9 +172,7 @@ async def vehicle_track(
     limit = query_number("max_points", max_points, 2, MAX_POINTS_LIMIT)
     if limit is not None and not limit.is_integer():
         raise ApiError(422, "max_points: must be an integer")
-    device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
-    if device is None:
-        raise ApiError(404, f"no vehicle with id {device_id}")
+    device = await device_or_404(svc.store, device_id, "vehicle")
     fixes = await svc.store.track(device_id, t0, t1)
     return track_geojson(device_id, device.name, fixes, t0, t1, int(limit or DEFAULT_MAX_POINTS))
 

@@ -8,14 +8,14 @@ default the last hour, at most 7 days); the numbers come from
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, get
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath
 
 from server.access import access
-from server.http import ApiError, services
-from server.tracks import MAX_ID, query_time, track_range
+from server.http import services
+from server.tracks import FromTime, ToTime, device_or_404, query_time, track_range
 from server.trips import trip_stats
 from server.vehicle import iso
 
@@ -29,22 +29,12 @@ from server.vehicle import iso
 async def device_trips(
     request: Request[Any, Any, Any],
     device_id: FromPath[int],
-    start: Annotated[
-        str | None,
-        QueryParameter(name="from", description="ISO 8601 with offset, or epoch seconds"),
-    ] = None,
-    end: Annotated[
-        str | None,
-        QueryParameter(
-            name="to", description="ISO 8601 with offset, or epoch seconds; default now"
-        ),
-    ] = None,
+    start: FromTime = None,
+    end: ToTime = None,
 ) -> dict[str, Any]:
     svc = services(request)
     t0, t1 = track_range(query_time("from", start), query_time("to", end), datetime.now(UTC))
-    device = await svc.store.get_device(device_id) if 0 < device_id <= MAX_ID else None
-    if device is None:
-        raise ApiError(404, f"no device with id {device_id}")
+    device = await device_or_404(svc.store, device_id)
     stats = trip_stats(await svc.store.track(device_id, t0, t1)).as_json()
     return {
         "device_id": device_id,

@@ -11,7 +11,6 @@ the live views at once, through the same device message an operator's
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -23,7 +22,7 @@ from server.access import access
 from server.audit import record
 from server.auth import Principal
 from server.devices import MAX_BODY, MAX_ID
-from server.http import ApiError, services
+from server.http import ApiError, json_object, services
 from server.model import VehicleRecord
 from server.store.base import Conflict
 
@@ -49,15 +48,7 @@ def vehicle_json(v: VehicleRecord) -> dict[str, Any]:
 
 
 def _body(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, f"body larger than {MAX_BODY} bytes")
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(422, "body is not JSON") from None
-    if not isinstance(doc, dict):
-        raise ApiError(422, 'body must be a JSON object like {"label": "Bus 17"}')
-    return doc
+    return json_object(raw, MAX_BODY, example='{"label": "Bus 17"}')
 
 
 def _short_text(value: Any, field: str, limit: int, nullable: bool) -> str | None:

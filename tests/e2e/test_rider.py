@@ -24,7 +24,7 @@ from server.settings import RateLimit
 from server.store import open_store
 from tests.browser import screenshot, wait_in_page
 from tests.server.gtfs_feeds import small_zip
-from tests.server.live_client import fix, post_fixes
+from tests.server.live_client import PUBLIC_VEHICLE_KEYS, fix, post_fixes
 from tests.server.running import RunningServer, make_settings, run_async
 from tests.server.test_rider import contrast
 
@@ -33,19 +33,7 @@ FIRST_VIEW_LIMIT = 150_000  # bytes transferred for the first view, map tiles ex
 WAIT_MS = 15_000
 STALE = re.compile(r"\bstale\b")
 # What riders may see of a bus (docs/live.md): no device id, no token.
-PUBLIC_FIELDS = {
-    "id",
-    "label",
-    "route",
-    "route_id",
-    "trip_id",
-    "lat",
-    "lon",
-    "heading",
-    "speed",
-    "t",
-    "state",
-}
+PUBLIC_FIELDS = set(PUBLIC_VEHICLE_KEYS)
 # name -> route; every test watches its own.
 BUSES = {
     "bus-first": "5",

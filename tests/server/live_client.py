@@ -18,6 +18,14 @@ from tests.server.running import RunningServer
 WAIT_S = 20.0
 Frame = dict[str, Any]
 
+# What riders see of a bus, in the view's order (server/vehicle.py public_view): every
+# public frame, snapshot and feed is held to exactly these keys, so an operator-only
+# field (a device id) slipping into one fails the tests that check it.
+PUBLIC_VEHICLE_KEYS = (
+    *("id", "label", "route", "route_id", "trip_id"),
+    *("lat", "lon", "heading", "speed", "t", "state"),
+)
+
 
 def iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")

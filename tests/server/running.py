@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 import uvicorn
 from litestar import Litestar
 from litestar.handlers import BaseRouteHandler
@@ -131,3 +132,23 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "jwt_secret_configured": True,
     }
     return Settings().with_values(**{**values, **overrides})
+
+
+def server_per_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[RunningServer]:
+    """One server for a module parametrized ``sqlite``/``postgis`` (``request.param``).
+
+    PostGIS gets a database of its own, dropped after. Use it from a module fixture:
+    ``yield from server_per_store(request, tmp_path_factory, "transit")``.
+    """
+    cluster = None if request.param == "sqlite" else request.getfixturevalue("pg_cluster")
+    dbname = cluster.create_database() if cluster else None
+    url = cluster.url(dbname) if cluster and dbname else None
+    running = RunningServer(make_settings(tmp_path_factory.mktemp(name) / "data", url)).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        if cluster and dbname:
+            cluster.drop_database(dbname)

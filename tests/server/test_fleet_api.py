@@ -15,7 +15,7 @@ import pytest
 from server import enrollment
 from server.shares import share_token_hash
 from tests.server.live_client import access_token, fix, has_vehicle, live_ws, post_fixes
-from tests.server.running import RunningServer, make_settings
+from tests.server.running import RunningServer, make_settings, server_per_store
 
 CODE = re.compile(rf"^[{enrollment.ALPHABET}]{{4}}-[{enrollment.ALPHABET}]{{4}}$")
 
@@ -27,16 +27,7 @@ def fleet(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """One server per store for the module: each test adds devices of its own."""
-    url, cluster, name = None, None, None
-    if request.param == "postgis":
-        cluster = request.getfixturevalue("pg_cluster")
-        name = cluster.create_database()
-        url = cluster.url(name)
-    running = RunningServer(make_settings(tmp_path_factory.mktemp("fleet"), url)).start()
-    yield running
-    running.stop()
-    if cluster is not None:
-        cluster.drop_database(name)
+    yield from server_per_store(request, tmp_path_factory, "fleet")
 
 
 def call(server: RunningServer, method: str, path: str, role: str = "operator",

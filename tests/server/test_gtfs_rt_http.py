@@ -19,7 +19,7 @@ from server.gtfs.parse import parse_feed
 from server.gtfs_rt.cache import WATERMARK
 from tests.server.gtfs_feeds import operator_headers, small_zip
 from tests.server.live_client import fix, post_fixes
-from tests.server.running import RunningServer, make_settings
+from tests.server.running import RunningServer, server_per_store
 
 FEED = "/gtfs-rt/vehicle-positions"
 
@@ -30,15 +30,7 @@ FEED = "/gtfs-rt/vehicle-positions"
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    cluster = None if request.param == "sqlite" else request.getfixturevalue("pg_cluster")
-    dbname = cluster.create_database() if cluster else None
-    url = cluster.url(dbname) if cluster and dbname else None
-    data = tmp_path_factory.mktemp("gtfs-rt")
-    running = RunningServer(make_settings(data / "data", url)).start()
-    yield running
-    running.stop()
-    if cluster and dbname:
-        cluster.drop_database(dbname)
+    yield from server_per_store(request, tmp_path_factory, "gtfs-rt")
 
 
 def fetch(server: RunningServer) -> tuple[rt.FeedMessage, httpx.Response]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tests.server.live_client import Frame, fix, live_ws, post_fixes
+from tests.server.live_client import PUBLIC_VEHICLE_KEYS, Frame, fix, live_ws, post_fixes
 from tests.server.running import RunningServer
 from tests.server.test_live_sse import sse
 
@@ -21,10 +21,7 @@ FRAME_KEYS = {
     "heartbeat": {"type", "at"},
     "error": {"type", "error"},
 }
-VEHICLE_KEYS = {
-    *("id", "label", "route", "route_id", "trip_id"),
-    *("lat", "lon", "heading", "speed", "t", "state"),
-}
+VEHICLE_KEYS = set(PUBLIC_VEHICLE_KEYS)
 
 
 def _check(frame: Frame, seen: dict[str, Frame]) -> None:

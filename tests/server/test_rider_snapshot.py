@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server.live_client import fix, post_fixes
+from tests.server.live_client import PUBLIC_VEHICLE_KEYS, fix, post_fixes
 from tests.server.running import RunningServer
 from tests.service_procs import _missing
 from tests.services import free_port
@@ -24,19 +24,7 @@ def dispatcher(server: RunningServer) -> dict[str, str]:
     return server.operator("operator")
 
 
-PUBLIC_FIELDS = {
-    "id",
-    "label",
-    "route",
-    "route_id",
-    "trip_id",
-    "lat",
-    "lon",
-    "heading",
-    "speed",
-    "t",
-    "state",
-}
+PUBLIC_FIELDS = set(PUBLIC_VEHICLE_KEYS)
 
 
 def test_the_public_snapshot_is_cacheable_and_shows_only_buses_in_service(

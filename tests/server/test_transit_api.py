@@ -12,7 +12,7 @@ import pytest
 from server.cli import main
 from tests.server.gtfs_feeds import operator_headers, shared_zip, small_zip
 from tests.server.live_client import fix, post_fixes
-from tests.server.running import RunningServer, make_settings
+from tests.server.running import RunningServer, server_per_store
 
 
 @pytest.fixture(
@@ -21,16 +21,7 @@ from tests.server.running import RunningServer, make_settings
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
-    # One server per store for the module; PostGIS on a database of its own.
-    cluster = None if request.param == "sqlite" else request.getfixturevalue("pg_cluster")
-    dbname = cluster.create_database() if cluster else None
-    url = cluster.url(dbname) if cluster and dbname else None
-    data = tmp_path_factory.mktemp("transit")
-    running = RunningServer(make_settings(data / "data", url)).start()
-    yield running
-    running.stop()
-    if cluster and dbname:
-        cluster.drop_database(dbname)
+    yield from server_per_store(request, tmp_path_factory, "transit")
 
 
 def _import(server: RunningServer, tmp: Path, data: bytes, capsys: pytest.CaptureFixture[str],

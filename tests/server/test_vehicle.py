@@ -19,6 +19,7 @@ from server.vehicle import (
     public_view,
     vehicle_state,
 )
+from tests.server.live_client import PUBLIC_VEHICLE_KEYS
 
 NOW = datetime(2026, 11, 29, 8, 0, 0, tzinfo=UTC)
 LIMIT = 120  # OFFLINE_AFTER, seconds
@@ -53,9 +54,7 @@ FLEET_MODEL_FIELDS = [
     "auth_error_at",
 ]
 FLEET_FIELDS += FLEET_MODEL_FIELDS
-PUBLIC_FIELDS = [
-    "id", "label", "route", "route_id", "trip_id", "lat", "lon", "heading", "speed", "t", "state"
-]  # fmt: skip
+PUBLIC_FIELDS = list(PUBLIC_VEHICLE_KEYS)
 
 
 def ago(seconds: float) -> datetime:
