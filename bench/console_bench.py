@@ -34,6 +34,7 @@ from playwright.sync_api import CDPSession, Page, sync_playwright
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.browser import wait_in_page  # noqa: E402
 from tests.server.running import RunningServer, make_settings  # noqa: E402
 
 GOAL_BUSY = 0.50
@@ -111,7 +112,8 @@ def main() -> int:
                 page.get_by_label("Username").fill("bench")
                 page.get_by_label("Password").fill("bench-password-1")
                 page.get_by_role("button", name="Sign in").click()
-                page.wait_for_function("window.bustracker.live.status === 'live'")
+                # Not page.wait_for_function: its eval is refused by the console's CSP.
+                wait_in_page(page, "window.bustracker?.live.status === 'live'")
                 page.evaluate(FEED, args.vehicles)
                 time.sleep(2.0)
                 drawn: Any = page.evaluate("window.bustracker.layer.items.size")

@@ -9,6 +9,7 @@ export const COLOURS = {
 };
 const STALE_AFTER_MS = 30000; // online, but its last fix is this old: amber
 const GLIDE_MAX_MS = 2000;
+const STILL_MAX_MS = 250; // the longest a glide goes undrawn, however slowly it moves
 
 export function colourKey(v, now = Date.now()) {
   if (v.auth_error_at && v.state !== "online") return "auth_error";
@@ -68,9 +69,21 @@ function stamp(colour, r, bucket, dpr, outline) {
       if (v >>> 24 > 96) { dx.push(x); dy.push(y); col.push((v | 0xff000000) >>> 0); }
     }
   }
-  st = { dx: Int16Array.from(dx), dy: Int16Array.from(dy), col: Uint32Array.from(col), size: c.width };
+  st = { dx: Int16Array.from(dx), dy: Int16Array.from(dy), col: Uint32Array.from(col), size: c.width,
+    off: null, offW: 0 };
   stamps.set(key, st);
   return st;
+}
+
+// A stamp's pixels as offsets into a row of `W` pixels: one add per pixel where the
+// whole stamp lands inside the canvas (nearly every marker).
+function offsets(st, W) {
+  if (st.offW !== W) {
+    st.off = new Int32Array(st.col.length);
+    for (let k = 0; k < st.col.length; k += 1) st.off[k] = st.dy[k] * W + st.dx[k];
+    st.offW = W;
+  }
+  return st.off;
 }
 
 const MAX_LAT = 85.0511287798;
@@ -94,6 +107,7 @@ export const VehicleLayer = L.Layer.extend({
     this._wait = 0;
     this._cost = 0;
     this._drawnAt = 0;
+    this._still = 0; // ms before any gliding marker moves half a device pixel
   },
 
   onAdd(map) {
@@ -123,8 +137,9 @@ export const VehicleLayer = L.Layer.extend({
     const now = performance.now();
     const [x, y] = world(v.lat, v.lon);
     let it = this.items.get(v.device_id);
+    const fresh = !it;
     if (!it) {
-      it = { id: v.device_id, x0: x, y0: y, x1: x, y1: y, t0: now, dur: 0, sx: NaN, sy: NaN };
+      it = { id: v.device_id, x0: x, y0: y, x1: x, y1: y, t0: now, dur: 0, sx: NaN, sy: NaN, st: null, stLook: "" };
       this.items.set(v.device_id, it);
     } else if (it.x1 !== x || it.y1 !== y) {
       // Start from where it is drawn now: a newer fix cancels the glide under way.
@@ -137,10 +152,15 @@ export const VehicleLayer = L.Layer.extend({
     it.heading = v.heading;
     it.name = v.vehicle || v.name;
     it.v = v;
-    it.colour = colourKey(v);
+    const colour = colourKey(v);
+    const urgent = fresh || colour !== it.colour || !this.glide;
+    it.colour = colour;
     it.outline = this.outlineOf(v) || "#ffffff";
     it.fixMs = Date.parse(v.t || v.received_at || "") || 0;
-    this.redraw();
+    it.st = null;
+    // A new fix of a placed vehicle is a glide from where it is drawn: the glide's next
+    // frame shows it. A new vehicle or a new colour shows at once.
+    if (urgent) this.redraw(); else this._schedule();
   },
 
   remove(id) { if (this.items.delete(id)) this.redraw(); },
@@ -166,16 +186,25 @@ export const VehicleLayer = L.Layer.extend({
     return false;
   },
 
+  // Now (the map moved, a vehicle came, went or changed colour): not after a slow glide's pause.
   redraw() {
+    this._still = 0;
+    if (this._wait) { clearTimeout(this._wait); this._wait = 0; }
+    this._schedule();
+  },
+
+  _schedule() {
     if (!this._map || this._raf || this._wait) return;
     // A frame that costs much keeps the thread for the page too: leave it three
     // times the last frame's cost before drawing again (a glide then runs at a
     // lower frame rate, but the map still pans and the table still sorts).
     // A big fleet glides at 30 frames a second: twice the budget left for the rest.
-    const gap = Math.max(this._cost > 12 ? this._cost * 3 : 0, this.items.size > 2000 ? 33 : 0);
+    // A glide that moves no marker by half a device pixel before then needs no frame
+    // before then either: a zoomed-out fleet glides at a few frames a second.
+    const gap = Math.max(this._cost > 12 ? this._cost * 3 : 0, this.items.size > 2000 ? 33 : 0, this._still);
     const rest = this._drawnAt + gap - performance.now();
     if (rest > 0) {
-      this._wait = setTimeout(() => { this._wait = 0; this.redraw(); }, rest);
+      this._wait = setTimeout(() => { this._wait = 0; this._schedule(); }, rest);
       return;
     }
     this._raf = requestAnimationFrame((t) => this._frame(t));
@@ -197,7 +226,7 @@ export const VehicleLayer = L.Layer.extend({
       // Only "online" turns "stale" by itself; the rest change with a frame (upsert).
       if (it.colour !== "online" || now - it.fixMs <= STALE_AFTER_MS) continue;
       const c = colourKey(it.v, now);
-      if (c !== it.colour) { it.colour = c; changed = true; }
+      if (c !== it.colour) { it.colour = c; it.st = null; changed = true; }
     }
     if (changed) this.redraw();
   },
@@ -239,19 +268,42 @@ export const VehicleLayer = L.Layer.extend({
     buf.fill(0);
     const labels = [];
     const half = Math.ceil(r * 1.7) + 2;
-    let moving = false;
+    let moving = false, fastest = 0; // device pixels per ms, the fastest gliding marker
+    // The stamp a marker was last drawn with stays on it until its colour, heading,
+    // outline or the marker size changes: no key string and map lookup per marker per frame.
+    const look = `${r}|${dpr}`;
     for (const it of this.items.values()) {
-      const [x, y] = this._at(it, now);
-      if (it.dur && now - it.t0 < it.dur) moving = true;
+      // _at inlined: no [x, y] array per marker per frame.
+      let x = it.x1, y = it.y1;
+      const dt = now - it.t0;
+      if (it.dur && dt < it.dur) {
+        const k = dt / it.dur, e = k * (2 - k);
+        const ax = x - it.x0, ay = y - it.y0;
+        x = it.x0 + ax * e; y = it.y0 + ay * e;
+        // The ease's speed now, |dx| + |dy| (never less than the distance): no hypot.
+        const v = ((ax < 0 ? -ax : ax) + (ay < 0 ? -ay : ay)) * (2 - 2 * k) / it.dur;
+        if (v > fastest) fastest = v;
+        moving = true;
+      }
       const sx = x * scale - ox, sy = y * scale - oy;
       it.sx = sx; it.sy = sy;
       if (sx < -half || sy < -half || sx > w + half || sy > h + half) continue;
-      const st = stamp(it.colour, r, it.heading == null ? -1 : Math.round(it.heading / 10) % 36, dpr, it.outline);
-      const px = Math.round(sx * dpr) - (st.size >> 1), py = Math.round(sy * dpr) - (st.size >> 1);
-      const { dx, dy, col } = st;
-      for (let k = 0; k < col.length; k += 1) {
-        const X = px + dx[k], Y = py + dy[k];
-        if (X >= 0 && X < W && Y >= 0 && Y < H) buf[Y * W + X] = col[k];
+      let st = it.st;
+      if (!st || it.stLook !== look) {
+        st = it.st = stamp(it.colour, r, it.heading == null ? -1 : Math.round(it.heading / 10) % 36, dpr, it.outline);
+        it.stLook = look;
+      }
+      const size = st.size, px = Math.round(sx * dpr) - (size >> 1), py = Math.round(sy * dpr) - (size >> 1);
+      const col = st.col;
+      if (px >= 0 && py >= 0 && px + size <= W && py + size <= H) {
+        const off = offsets(st, W), base = py * W + px;
+        for (let k = 0; k < col.length; k += 1) buf[base + off[k]] = col[k];
+      } else {
+        const { dx, dy } = st;
+        for (let k = 0; k < col.length; k += 1) {
+          const X = px + dx[k], Y = py + dy[k];
+          if (X >= 0 && X < W && Y >= 0 && Y < H) buf[Y * W + X] = col[k];
+        }
       }
       if (labels.length <= 150) labels.push(it);
     }
@@ -271,7 +323,8 @@ export const VehicleLayer = L.Layer.extend({
       ctx.beginPath(); ctx.arc(sel.sx, sel.sy, r + 5, 0, Math.PI * 2);
       ctx.lineWidth = 3; ctx.strokeStyle = "#0b57d0"; ctx.stroke();
     }
-    if (moving) this.redraw();
+    this._still = fastest > 0 ? Math.min(STILL_MAX_MS, 0.5 / (fastest * scale * dpr)) : 0;
+    if (moving) this._schedule();
   },
 
   _click(e) {
