@@ -11,10 +11,10 @@ const STALE_AFTER_MS = 30000; // online, but its last fix is this old: amber
 const GLIDE_MAX_MS = 2000;
 const STILL_MAX_MS = 250; // the longest a glide goes undrawn, however slowly it moves
 
-export function colourKey(v, now = Date.now()) {
+// `t`: the fix's time in ms where the caller has parsed it already (10,000 a second).
+export function colourKey(v, now = Date.now(), t = Date.parse(v.t || v.received_at || "")) {
   if (v.auth_error_at && v.state !== "online") return "auth_error";
   if (v.state !== "online") return COLOURS[v.state] ? v.state : "offline";
-  const t = Date.parse(v.t || v.received_at || "");
   return Number.isFinite(t) && now - t > STALE_AFTER_MS ? "stale" : "online";
 }
 
@@ -152,11 +152,12 @@ export const VehicleLayer = L.Layer.extend({
     it.heading = v.heading;
     it.name = v.vehicle || v.name;
     it.v = v;
-    const colour = colourKey(v);
+    const fixMs = Date.parse(v.t || v.received_at || "");
+    const colour = colourKey(v, Date.now(), fixMs);
     const urgent = fresh || colour !== it.colour || !this.glide;
     it.colour = colour;
     it.outline = this.outlineOf(v) || "#ffffff";
-    it.fixMs = Date.parse(v.t || v.received_at || "") || 0;
+    it.fixMs = fixMs || 0;
     it.st = null;
     // A new fix of a placed vehicle is a glide from where it is drawn: the glide's next
     // frame shows it. A new vehicle or a new colour shows at once.
