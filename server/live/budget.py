@@ -1,4 +1,4 @@
-"""A rider's message budget: a token bucket in the socket's own state.
+"""A rider's message budget: a token bucket in the socket's own state (also per address, gate.py).
 
 Each subscribe re-renders a snapshot of the fleet for that rider, so a rider
 sending them in a loop spends the event loop that ingest needs. A bucket per
@@ -19,11 +19,18 @@ class MessageBudget:
         self._tokens = self.capacity
         self._at = time.monotonic()
 
-    def take(self) -> bool:
-        """True if one more message fits the budget now (and spends it)."""
+    def _refill(self) -> None:
         now = time.monotonic()
         self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.refill_per_s)
         self._at = now
+
+    def full(self) -> bool:
+        self._refill()
+        return self._tokens >= self.capacity
+
+    def take(self) -> bool:
+        """True if one more message fits the budget now (and spends it)."""
+        self._refill()
         if self._tokens < 1.0:
             return False
         self._tokens -= 1.0

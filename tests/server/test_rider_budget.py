@@ -1,4 +1,4 @@
-"""A rider's WebSocket that floods messages is closed with 1008; other riders and agents are not.
+"""Riders who flood are cut off (1008 for messages, 1013/503 for reconnects); others are not.
 
 One rider sends subscribe messages as fast as it can (what a hostile rider can
 send); past PUBLIC_WS_MESSAGES its socket is closed with 1008 (policy
@@ -8,11 +8,15 @@ keeps its stream and an agent's POST reaches it.
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from server.live.budget import MessageBudget
 from server.settings import RateLimit
@@ -56,3 +60,27 @@ def test_the_budget_refills_over_its_period() -> None:
     assert [budget.take() for _ in range(4)] == [True, True, True, False]
     time.sleep(0.06)
     assert budget.take()
+
+
+def test_an_address_reconnecting_in_a_loop_is_turned_away_and_others_are_not(
+    server_factory: Factory,
+) -> None:
+    server = server_factory(public_connects=RateLimit(3, 60))
+    for _ in range(3):
+        with live_ws(server.url, "/ws/public") as rider:
+            rider.snapshot()
+    with live_ws(server.url, "/ws/public") as again, pytest.raises(ConnectionClosed) as closed:
+        again.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1013
+    assert "new public streams" in closed.value.rcvd.reason
+    # SSE shares the budget: the same address gets the stream's close event (1013), not a stream.
+    r = httpx.get(f"{server.url}/v1/live/public/stream", timeout=10)
+    close = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
+    assert close[-1]["type"] == "close" and close[-1]["code"] == 1013, r.text
+    # Another address is not affected.
+    port = int(server.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+    uri = f"ws://127.0.0.1:{port}/ws/public"
+    with connect(uri, sock=sock, open_timeout=10) as other:
+        assert json.loads(other.recv(timeout=10))["type"] == "snapshot"
