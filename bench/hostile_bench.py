@@ -90,7 +90,11 @@ async def rider(port: int, n: int) -> Any:
         ("127.0.0.1", port), source_address=(f"127.1.{n // 250}.{n % 250 + 1}", 0)
     )
     sock.setblocking(False)
-    ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/public", sock=sock)
+    try:
+        ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws/public", sock=sock)
+    except (TimeoutError, OSError, websockets.InvalidHandshake):
+        sock.close()
+        return None  # an overloaded server counts as a refusal
     try:
         json.loads(await ws.recv())
         return ws
