@@ -91,6 +91,7 @@ class LiveBus:
             per_address=http.public_streams_per_address,
             fd_reserve=http.fd_reserve,
             fd_limit=descriptor_limit(),
+            connects=(http.public_connects.count, http.public_connects.per_seconds),
         )
         # Newest unpublished position per vehicle: bounded by the fleet, and a
         # backlog behind a slow Redis holds only what is still worth sending.

@@ -5,6 +5,10 @@ botnet) from holding every file descriptor the process has, and with them
 the agents' ingest and the operators' console. So:
 
 - one client address holds at most PUBLIC_STREAMS_PER_ADDRESS public streams;
+- one client address opens at most PUBLIC_CONNECTS of them in a period (a token
+  bucket per address, in this process): a rider closed for flooding (1008) or
+  turned away cannot make reconnecting its flood, each new stream costing a
+  snapshot;
 - the process holds at most PUBLIC_STREAMS_MAX of them, and never more than
   its descriptor limit (``RLIMIT_NOFILE``) minus FD_RESERVE: what is left is
   for ingest, operators, the database and Redis.
@@ -19,6 +23,11 @@ from __future__ import annotations
 import resource
 from collections import Counter
 
+from server.live.budget import MessageBudget
+
+# Past this many addresses, buckets that have refilled (addresses gone quiet) are dropped.
+_BUCKETS_MAX = 10_000
+
 RETRY_AFTER_S = 30
 
 
@@ -28,9 +37,19 @@ def descriptor_limit() -> int:
 
 
 class PublicGate:
-    def __init__(self, *, total: int, per_address: int, fd_reserve: int, fd_limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        total: int,
+        per_address: int,
+        fd_reserve: int,
+        fd_limit: int,
+        connects: tuple[int, float] = (1 << 30, 1.0),
+    ) -> None:
         self.total = max(0, min(total, fd_limit - fd_reserve))
         self.per_address = per_address
+        self._connects = connects
+        self._buckets: dict[str, MessageBudget] = {}
         self._by_address: Counter[str] = Counter()
         self.open = 0
         self.refused = 0
@@ -46,12 +65,22 @@ class PublicGate:
     def admit(self, address: str) -> str | None:
         """None if a stream from ``address`` may open (and is counted); else why not."""
         reason = self.refusal(address)
+        if reason is None and not self._bucket(address).take():
+            reason = f"too many new public streams from your address; retry in {RETRY_AFTER_S} s"
         if reason is not None:
             self.refused += 1
             return reason
         self._by_address[address] += 1
         self.open += 1
         return None
+
+    def _bucket(self, address: str) -> MessageBudget:
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            if len(self._buckets) >= _BUCKETS_MAX:
+                self._buckets = {a: b for a, b in self._buckets.items() if not b.full()}
+            bucket = self._buckets[address] = MessageBudget(*self._connects)
+        return bucket
 
     def release(self, address: str) -> None:
         self._by_address[address] -= 1

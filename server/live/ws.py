@@ -20,9 +20,15 @@ from litestar import WebSocket, websocket
 
 from server.access import access, role_of, rule_of, token_of
 from server.live.auth import LiveAuthError, authenticate
+from server.live.budget import MessageBudget
 from server.live.bus import LiveBus
 from server.live.client import ClientSession
-from server.live.close_codes import CLOSE_BAD_REQUEST, CLOSE_NORMAL, CLOSE_TRY_LATER
+from server.live.close_codes import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TRY_LATER,
+)
 from server.live.filters import FilterError, filter_from_message, stream_options
 from server.model import Role
 from server.services import Services
@@ -33,6 +39,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 * 1024
 # A send that cannot complete for this long means the client stopped reading.
 SEND_TIMEOUT_S = 60.0
+
+TOO_MANY_MESSAGES = "too many messages from this stream (PUBLIC_WS_MESSAGES)"
 
 _decode = msgspec.json.Decoder().decode
 
@@ -73,10 +81,18 @@ async def _send_frames(socket: WebSocket[Any, Any, Any], client: ClientSession) 
     await socket.close(client.close_code or CLOSE_NORMAL, client.close_reason)
 
 
-async def _receive_messages(socket: WebSocket[Any, Any, Any], client: ClientSession) -> None:
+async def _receive_messages(
+    socket: WebSocket[Any, Any, Any], client: ClientSession, budget: MessageBudget | None
+) -> None:
     while True:
         event = await socket.receive()
         if event["type"] == "websocket.disconnect":
+            return
+        if budget is not None and not budget.take():
+            # Closed here, not through the frame loop: ending this task ends the session
+            # and cancels the loop before it could send the close (see _serve).
+            client.close(CLOSE_POLICY, TOO_MANY_MESSAGES)
+            await socket.close(CLOSE_POLICY, TOO_MANY_MESSAGES)
             return
         data = event.get("text")
         if not isinstance(data, str | bytes):
@@ -136,9 +152,11 @@ async def _serve(
     if not bus.hub.register(client):
         await socket.close(CLOSE_TRY_LATER, "too many live clients on this server")
         return
+    rate = svc.settings.http.public_ws_messages
+    budget = MessageBudget(rate.count, rate.per_seconds) if public else None
     tasks = [
         asyncio.create_task(_send_frames(socket, client)),
-        asyncio.create_task(_receive_messages(socket, client)),
+        asyncio.create_task(_receive_messages(socket, client, budget)),
     ]
     try:
         # Whichever ends first ends the session: the client left, the server
