@@ -18,7 +18,7 @@ from server.access import access
 from tests.deploy.nginx_proxy import Nginx, render
 from tests.server.running import RunningServer, make_settings
 
-# The server may set security headers itself (another branch does): nginx must not double them.
+# The server sets security headers itself (server/headers.py): nginx must not double them.
 SERVER_HEADERS = {"X-Content-Type-Options": "nosniff", "Strict-Transport-Security": "max-age=1"}
 
 
