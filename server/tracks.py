@@ -16,6 +16,7 @@ from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, QueryParameter
 
 from server.access import access
+from server.devices import MAX_ID
 from server.http import ApiError, services
 from server.model import Device, FixIn
 from server.simplify import simplify
@@ -28,7 +29,6 @@ DEFAULT_TRACK_RANGE = timedelta(hours=1)
 DEFAULT_MAX_POINTS = 2000
 MAX_POINTS_LIMIT = 10_000
 MAX_RADIUS_M = 50_000.0
-MAX_ID = 2**63 - 1  # ids are 64-bit in both stores
 
 # The ?from=&to= of the history routes (tracks, trips, events), documented alike.
 FromTime = Annotated[
