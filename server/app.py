@@ -28,6 +28,7 @@ from server.headers import SecurityHeaders
 from server.http import error_response, services
 from server.ingest import post_location
 from server.live import LivePlugin
+from server.live.door import RiderDoor
 from server.logs import route_to_stdlib
 from server.metrics import LatencyMiddleware, Metrics, metrics_endpoint
 from server.monitor import monitor_router
@@ -193,8 +194,10 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     )
     if settings.http.api_docs:
         document(app, settings)
-    # Around everything, the router's own 404s included: ids, access log, headers.
-    app.asgi_handler = RequestLog(SecurityHeaders(app.asgi_handler))
+    # Around everything, the router's own 404s included: ids, access log, headers; in front
+    # of those, the riders' WebSocket gate (a refusal costs none of them).
+    handler = RequestLog(SecurityHeaders(app.asgi_handler))
+    app.asgi_handler = RiderDoor(handler, lambda: live.bus.gate)
     return app
 
 

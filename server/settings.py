@@ -273,7 +273,7 @@ class HttpSettings:
     public_streams_per_address: int = _env("PUBLIC_STREAMS_PER_ADDRESS", _integer(1), 20)
     fd_reserve: int = _env("FD_RESERVE", _integer(16), 512)
     # Messages one rider's WebSocket may send (a burst of the count, refilled over the
-    # period); past it the socket is closed with 1008 (server/live/budget.py).
+    # period); past it its messages are read at that pace (server/live/budget.py).
     # New riders' streams one client address may open (same form), past it 1013 / 503.
     public_connects: RateLimit = _env("PUBLIC_CONNECTS", parse_rate, RateLimit(120, 60))
     public_ws_messages: RateLimit = _env("PUBLIC_WS_MESSAGES", parse_rate, RateLimit(60, 60))

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
-# A rider over its message budget (PUBLIC_WS_MESSAGES).
-CLOSE_POLICY = 1008
 CLOSE_TRY_LATER = 1013
 CLOSE_BAD_REQUEST = 4400
 # Also when an operator's sign-in ended or changed on an open stream (signed out,

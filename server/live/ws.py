@@ -26,7 +26,6 @@ from server.live.client import ClientSession
 from server.live.close_codes import (
     CLOSE_BAD_REQUEST,
     CLOSE_NORMAL,
-    CLOSE_POLICY,
     CLOSE_TRY_LATER,
 )
 from server.live.filters import FilterError, filter_from_message, stream_options
@@ -39,8 +38,6 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 16 * 1024
 # A send that cannot complete for this long means the client stopped reading.
 SEND_TIMEOUT_S = 60.0
-
-TOO_MANY_MESSAGES = "too many messages from this stream (PUBLIC_WS_MESSAGES)"
 
 _decode = msgspec.json.Decoder().decode
 
@@ -85,15 +82,16 @@ async def _receive_messages(
     socket: WebSocket[Any, Any, Any], client: ClientSession, budget: MessageBudget | None
 ) -> None:
     while True:
+        # Over its budget, a rider is read at the budget's pace: uvicorn reads no further
+        # frame until the one it holds is taken, so the rest of a flood waits in the
+        # rider's own socket and costs this process nothing (D76).
+        if budget is not None and (delay := budget.wait_s()) > 0.0:
+            await asyncio.sleep(delay)
         event = await socket.receive()
         if event["type"] == "websocket.disconnect":
             return
-        if budget is not None and not budget.take():
-            # Closed here, not through the frame loop: ending this task ends the session
-            # and cancels the loop before it could send the close (see _serve).
-            client.close(CLOSE_POLICY, TOO_MANY_MESSAGES)
-            await socket.close(CLOSE_POLICY, TOO_MANY_MESSAGES)
-            return
+        if budget is not None:
+            budget.take()
         data = event.get("text")
         if not isinstance(data, str | bytes):
             data = event.get("bytes")
@@ -105,21 +103,8 @@ async def serve(socket: WebSocket[Any, Any, Any]) -> None:
     svc: Services = socket.app.state.services
     bus: LiveBus = socket.app.state.live
     # The app's guard refuses WebSocket routes without a rule or with "device".
-    role = role_of(rule_of(socket.route_handler) or "admin")
-    public = role is None
-    address = socket.client.host if socket.client else "unknown"
-    if public:
-        refused = bus.gate.admit(address)
-        if refused is not None:
-            await socket.accept()
-            await socket.close(CLOSE_TRY_LATER, refused)
-            return
-        try:
-            await _serve(socket, svc, bus, role)
-        finally:
-            bus.gate.release(address)
-    else:
-        await _serve(socket, svc, bus, role)
+    # Riders' streams were counted by the gate before the app (server/live/door.py).
+    await _serve(socket, svc, bus, role_of(rule_of(socket.route_handler) or "admin"))
 
 
 async def _serve(

@@ -323,3 +323,12 @@ def test_a_client_that_never_reads_does_not_slow_ingest_or_others(server_factory
     finally:
         for sock in stalled:
             sock.close()
+
+
+def test_streams_are_not_compressed(server: RunningServer) -> None:
+    # The client offers permessage-deflate, as browsers do; the server declines it, since a
+    # compressor per socket doubled each rider's memory for frames of a few hundred bytes.
+    with live_ws(server.url, "/ws/public") as public:
+        assert "permessage-deflate" in public.conn.request.headers["Sec-WebSocket-Extensions"]
+        assert "Sec-WebSocket-Extensions" not in public.conn.response.headers
+        assert public.snapshot()["type"] == "snapshot"
