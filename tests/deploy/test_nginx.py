@@ -3,6 +3,7 @@ server does what the file promises (TLS, headers, WebSocket, caching, limits).""
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -47,6 +48,21 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nginx, R
     yield nginx, server
     nginx.stop()
     server.stop()
+
+
+def socket_tls(nginx: Nginx) -> ssl.SSLContext:
+    """TLS for websockets' threaded client: TLS 1.2.
+
+    Under load this module failed 3 runs in 7 (CI included) with TLS 1.3: an upgrade answer
+    never read (handshake timeout) or "[SSL] internal error". That client reads its socket
+    in a thread while the caller writes the upgrade request, and under TLS 1.3 nginx's
+    session tickets arrive after the handshake, so one connection is read and written from
+    two threads at once, which OpenSSL does not allow. TLS 1.2 sends its ticket inside the
+    handshake. The likely cause, not a proven one: plain CPU load did not reproduce it.
+    """
+    context = ssl.create_default_context(cafile=str(nginx.prefix / "fullchain.pem"))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 @pytest.fixture
@@ -107,7 +123,7 @@ def test_api_answers_keep_the_servers_own_caching(client: httpx.Client) -> None:
 
 def test_websocket_upgrade_reaches_the_live_stream(proxied: tuple[Nginx, RunningServer]) -> None:
     nginx = proxied[0]
-    context = ssl.create_default_context(cafile=str(nginx.prefix / "fullchain.pem"))
+    context = socket_tls(nginx)
     url = nginx.https.replace("https://", "wss://") + "/ws/public"
     with connect(url, ssl=context, open_timeout=20) as ws:
         frame = ws.recv(timeout=20)
@@ -116,7 +132,7 @@ def test_websocket_upgrade_reaches_the_live_stream(proxied: tuple[Nginx, Running
 
 def test_riders_streams_are_capped_per_address(proxied: tuple[Nginx, RunningServer]) -> None:
     nginx = proxied[0]
-    context = ssl.create_default_context(cafile=str(nginx.prefix / "fullchain.pem"))
+    context = socket_tls(nginx)
     url = nginx.https.replace("https://", "wss://") + "/ws/public"
     with ExitStack() as stack:
         # 20 per address, as the server's PUBLIC_STREAMS_PER_ADDRESS default.
@@ -129,6 +145,35 @@ def test_riders_streams_are_capped_per_address(proxied: tuple[Nginx, RunningServ
         with pytest.raises(InvalidStatus) as refused:
             connect(url, ssl=context, open_timeout=20)
         assert refused.value.response.status_code == 503
+
+
+def test_a_riders_reconnect_storm_is_answered_by_nginx(
+    proxied: tuple[Nginx, RunningServer],
+) -> None:
+    nginx = proxied[0]
+    context = socket_tls(nginx)
+    url = nginx.https.replace("https://", "wss://") + "/ws/public"
+
+    def open_from(source: str) -> None:
+        # An address of its own, so the storm spends no other test's allowance.
+        sock = socket.create_connection(
+            ("127.0.0.1", nginx.https_port), timeout=20, source_address=(source, 0)
+        )
+        with connect(url, sock=sock, ssl=context, server_hostname="127.0.0.1", open_timeout=20):
+            pass
+
+    opened, limited = 0, 0
+    for _ in range(60):
+        try:
+            open_from("127.0.0.3")
+            opened += 1
+        except InvalidStatus as exc:
+            assert exc.response.status_code == 429
+            limited += 1
+    # nginx's burst (40) and its rate of two a second, then 429 from nginx itself; the
+    # streams it let through were real ones, each answered by the server.
+    assert opened >= 41 and limited > 0, (opened, limited)
+    open_from("127.0.0.4")  # another address is not affected
 
 
 def test_metrics_stay_private(client: httpx.Client) -> None:
