@@ -13,18 +13,26 @@ import contextlib
 import importlib.util
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from server.auth import hash_device_token, hash_password, new_device_token
 from server.settings import Settings
 from server.store import open_store
 
+if TYPE_CHECKING:
+    import uvicorn
+
 DEMO_USER = "demo"
 ROUTES = ("1", "2", "5", "14", "90")
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,28 @@ async def _serve(
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
     )
+    # uvicorn stops gracefully on SIGINT/SIGTERM and then raises the signal again
+    # against the handler it found. Python's default for SIGTERM ends the process
+    # on the spot, before the agents below are stopped: they would keep running,
+    # orphaned. Our handler makes that second delivery a plain stop request.
+    previous = {sig: signal.signal(sig, _stop_handler(server)) for sig in _STOP_SIGNALS}
+    try:
+        await _serve_with_agents(server, host, port, workdir, fleet, password)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_handler(server: uvicorn.Server) -> Callable[[int, FrameType | None], None]:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    return stop
+
+
+async def _serve_with_agents(
+    server: uvicorn.Server, host: str, port: int, workdir: Path, fleet: list[Bus], password: str
+) -> None:
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

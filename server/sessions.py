@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from litestar import Request, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
+from litestar.handlers import HTTPRouteHandler
 
 from server.access import access
-from server.auth import InvalidToken, Principal, hash_password, new_family, verify_password
+from server.auth import Claims, InvalidToken, Principal, hash_password, new_family, verify_password
 from server.http import ApiError, services
 from server.model import User
 from server.services import Services
@@ -33,6 +35,35 @@ LOGIN_RATE = RateLimit(10, 60)
 AUTH_BODY_BYTES = 4096
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
+
+Route = TypeVar("Route", bound=HTTPRouteHandler)
+
+
+def small_body(
+    method: Callable[..., Route], tag: str, *, usual_status: int | None = None
+) -> Callable[..., Route]:
+    """``method`` (``post``, ``patch``, …) for the routes of ``tag`` that read a sign-in
+    or account body: a few short fields, refused (413) past AUTH_BODY_BYTES. Each
+    route still says who may call it (``opt=access(…)``) and may answer another
+    ``status_code`` than the usual one."""
+
+    def route(
+        path: str, *, summary: str, opt: dict[str, Any], status_code: int | None = usual_status
+    ) -> Route:
+        return method(
+            path,
+            status_code=status_code,
+            tags=[tag],
+            summary=summary,
+            opt=opt,
+            request_max_body_size=AUTH_BODY_BYTES,
+        )
+
+    return route
+
+
+# They answer a token pair (200), not something created (201, a POST's default).
+auth_post = small_body(post, "auth", usual_status=200)
 
 
 def fields_of(body: Any, *keys: str) -> list[str]:
@@ -86,14 +117,16 @@ async def _count_failure(svc: Services, keys: Any) -> None:
         await svc.limiter.hit(LOGIN_RATE, scope, key)
 
 
-@post(
-    "/v1/auth/login",
-    status_code=200,
-    tags=["auth"],
-    summary="Sign in an operator",
-    opt=access("public"),
-    request_max_body_size=AUTH_BODY_BYTES,
-)
+async def _refresh_claims(svc: Services, request: Request[Any, Any, Any]) -> Claims:
+    """What the body's ``refresh_token`` says, once its signature and expiry are good (401)."""
+    (token,) = fields_of(await json_body(request), "refresh_token")
+    try:
+        return svc.tokens.claims(token, "refresh")
+    except InvalidToken as exc:
+        raise ApiError(401, str(exc)) from None
+
+
+@auth_post("/v1/auth/login", summary="Sign in an operator", opt=access("public"))
 async def login(request: Request[Any, Any, Any]) -> dict[str, Any]:
     svc = services(request)
     username, password = fields_of(await json_body(request), "username", "password")
@@ -105,21 +138,14 @@ async def login(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return await start_sign_in(svc, user)
 
 
-@post(
+@auth_post(
     "/v1/auth/refresh",
-    status_code=200,
-    tags=["auth"],
     summary="Renew an access token (the refresh token is replaced too)",
     opt=access("public"),
-    request_max_body_size=AUTH_BODY_BYTES,
 )
 async def refresh(request: Request[Any, Any, Any]) -> dict[str, Any]:
     svc = services(request)
-    (token,) = fields_of(await json_body(request), "refresh_token")
-    try:
-        claims = svc.tokens.claims(token, "refresh")
-    except InvalidToken as exc:
-        raise ApiError(401, str(exc)) from None
+    claims = await _refresh_claims(svc, request)
     if claims.family is None:
         raise ApiError(401, "signed out; sign in again")
     now = time.time()
@@ -139,33 +165,24 @@ async def refresh(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return svc.tokens.pair(principal, claims.family, new_jti, now)
 
 
-@post(
+@auth_post(
     "/v1/auth/logout",
     status_code=204,
-    tags=["auth"],
     summary="Sign out: the sign-in's refresh and access tokens stop working",
     opt=access("public"),
-    request_max_body_size=AUTH_BODY_BYTES,
 )
 async def logout(request: Request[Any, Any, Any]) -> None:
     svc = services(request)
-    (token,) = fields_of(await json_body(request), "refresh_token")
-    try:
-        claims = svc.tokens.claims(token, "refresh")
-    except InvalidToken as exc:
-        raise ApiError(401, str(exc)) from None
+    claims = await _refresh_claims(svc, request)
     if claims.family is not None:
         await svc.store.end_session(claims.family)
         await svc.end_streams("signed out", family=claims.family)
 
 
-@post(
+@auth_post(
     "/v1/auth/password",
-    status_code=200,
-    tags=["auth"],
     summary="Change one's own password; every sign-in ends, this one gets new tokens",
     opt=access("viewer"),
-    request_max_body_size=AUTH_BODY_BYTES,
 )
 async def change_password(
     request: Request[Any, Any, Any], principal: NamedDependency[Principal]

@@ -19,8 +19,11 @@ from server.auth import hash_password
 from server.devices import MAX_ID, MAX_NAME
 from server.http import ApiError, services
 from server.model import ROLES, Role, User
-from server.sessions import AUTH_BODY_BYTES, check_password, json_body
+from server.sessions import check_password, json_body, small_body
 from server.store.base import Conflict, LastAdmin
+
+users_post = small_body(post, "users")
+users_patch = small_body(patch, "users")
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -69,14 +72,7 @@ async def list_users(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return {"users": [user_json(u) for u in await services(request).store.list_users()]}
 
 
-@post(
-    "/v1/users",
-    status_code=201,
-    tags=["users"],
-    summary="Create an operator account",
-    opt=access("admin"),
-    request_max_body_size=AUTH_BODY_BYTES,
-)
+@users_post("/v1/users", status_code=201, summary="Create an operator account", opt=access("admin"))
 async def create_user(request: Request[Any, Any, Any]) -> dict[str, Any]:
     body = _object(await json_body(request), {"username", "password", "role"})
     username = _username(body.get("username"))
@@ -89,12 +85,10 @@ async def create_user(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return user_json(user)
 
 
-@patch(
+@users_patch(
     "/v1/users/{user_id:int}",
-    tags=["users"],
     summary="Change an account's role and/or password; applies at its next request",
     opt=access("admin"),
-    request_max_body_size=AUTH_BODY_BYTES,
 )
 async def update_user(request: Request[Any, Any, Any], user_id: FromPath[int]) -> dict[str, Any]:
     _known_id(user_id)

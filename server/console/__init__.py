@@ -10,21 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Router
-from litestar.datastructures import CacheControlHeader
-from litestar.static_files import create_static_files_router
 
-from server.access import access
+from server.static_apps import static_app
 
 STATIC = Path(__file__).parent / "static"
 
 
 def console_router() -> Router:
-    return create_static_files_router(
-        path="/console",
-        directories=[STATIC],
-        html_mode=True,
-        name="console",
-        opt=access("public"),
-        # Small files, changed by upgrades: revalidate rather than run stale code.
-        cache_control=CacheControlHeader(no_cache=True),
-    )
+    return static_app("/console", "console", STATIC, html_mode=True)

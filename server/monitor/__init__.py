@@ -10,20 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Router
-from litestar.datastructures import CacheControlHeader
-from litestar.static_files import create_static_files_router
 
-from server.access import access
+from server.static_apps import static_app
 
 STATIC = Path(__file__).parent / "static"
 
 
 def monitor_router() -> Router:
-    return create_static_files_router(
-        path="/monitor",
-        directories=[STATIC],
-        html_mode=True,
-        name="monitor",
-        opt=access("public"),
-        cache_control=CacheControlHeader(no_cache=True),
-    )
+    return static_app("/monitor", "monitor", STATIC, html_mode=True)

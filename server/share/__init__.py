@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Response, Router, get
-from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath
-from litestar.static_files import create_static_files_router
 
 from server.access import access
+from server.static_apps import static_app
 
 STATIC = Path(__file__).parent / "static"
 PAGE = (STATIC / "index.html").read_text()
@@ -39,10 +38,4 @@ async def share_page(token: FromPath[str]) -> Response[str]:
 
 
 def share_assets_router() -> Router:
-    return create_static_files_router(
-        path="/share-assets",
-        directories=[STATIC],
-        name="share-assets",
-        opt=access("public"),
-        cache_control=CacheControlHeader(no_cache=True),
-    )
+    return static_app("/share-assets", "share-assets", STATIC, html_mode=False)
