@@ -17,7 +17,7 @@ from litestar import Request, get
 from server.access import access
 from server.auth import Principal
 from server.http import ApiError, services
-from server.model import AuditEntry
+from server.model import AuditEntry, AuditMatch
 from server.store.base import Fleet
 from server.vehicle import iso
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
+MAX_MATCH = 200  # longer than any actor, action, type or id the server records
 
 
 async def record(
@@ -69,11 +70,24 @@ def _int_param(raw: str | None, name: str, default: int | None, lo: int, hi: int
     return value
 
 
+def _text_param(raw: str | None, name: str) -> str | None:
+    if raw is None or raw == "":
+        return None
+    # Printable only: a NUL would reach PostgreSQL as an error, not as "no such entry".
+    if len(raw) > MAX_MATCH or not raw.isprintable():
+        raise ApiError(422, f"{name}: at most {MAX_MATCH} printable characters")
+    return raw
+
+
 @get("/v1/audit", tags=["fleet"], summary="Operator actions, newest first", opt=access("admin"))
 async def list_audit(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     query = request.query_params
     limit = _int_param(query.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     before = _int_param(query.get("before"), "before", None, 1, 2**63 - 1)
     assert limit is not None
-    entries = await services(request).store.audit_entries(limit, before)
+    # Exact matches, each optional: "what happened to bus 17", "what did olga do".
+    match = AuditMatch(
+        *(_text_param(query.get(k), k) for k in ("actor", "action", "target_type", "target_id"))
+    )
+    entries = await services(request).store.audit_entries(limit, before, match)
     return [audit_json(e) for e in entries]

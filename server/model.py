@@ -189,3 +189,13 @@ class AuditEntry:
     target_id: str
     detail: dict[str, Any]
     id: int | None = None  # set once stored
+
+
+@dataclass(frozen=True, slots=True)
+class AuditMatch:
+    """Which audit entries to list: each field set must equal the entry's (None: any)."""
+
+    actor: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None

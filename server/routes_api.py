@@ -12,8 +12,11 @@ import re
 from typing import Any
 
 from litestar import Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 
 from server.access import access
+from server.audit import record
+from server.auth import Principal
 from server.gtfs.model import Route
 from server.http import ApiError, json_object, services
 from server.store.base import Conflict, Transit
@@ -73,7 +76,9 @@ async def list_routes(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
 
 
 @post("/v1/routes", tags=["transit"], summary="Add an operator's route", opt=access("operator"))
-async def add_route(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+async def add_route(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+) -> Response[dict[str, Any]]:
     doc = _body(await request.body())
     route_id = doc.get("route_id")
     if not isinstance(route_id, str) or not _ID.match(route_id):
@@ -82,16 +87,20 @@ async def add_route(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]
     if not changes.get("short_name") and not changes.get("long_name"):
         raise ApiError(422, "short_name: a short_name or a long_name is required")
     route = Route(route_id, source="operator", **changes)
+    store = services(request).store
     try:
-        made = await services(request).store.add_route(route)
+        made = await store.add_route(route)
     except Conflict:
         raise ApiError(409, f"route {route_id!r} exists already") from None
+    await record(store, principal, "route.create", "route", route_id, **changes)
     return Response(route_json(made), status_code=201)
 
 
 @patch("/v1/routes/{route_id:str}", tags=["transit"], summary="Change an operator's route",
        opt=access("operator"))  # fmt: skip
-async def update_route(request: Request[Any, Any, Any], route_id: RouteId) -> dict[str, Any]:
+async def update_route(
+    request: Request[Any, Any, Any], route_id: RouteId, principal: NamedDependency[Principal]
+) -> dict[str, Any]:
     doc = _body(await request.body())
     if "route_id" in doc:
         raise ApiError(422, "route_id: cannot be changed")
@@ -104,16 +113,20 @@ async def update_route(request: Request[Any, Any, Any], route_id: RouteId) -> di
     changed = await store.update_route(route_id, changes)
     if changed is None:
         raise ApiError(404, f"no route {route_id!r}")
+    await record(store, principal, "route.update", "route", route_id, **changes)
     return route_json(changed)
 
 
 @delete("/v1/routes/{route_id:str}", tags=["transit"], summary="Remove an operator's route",
         opt=access("operator"), status_code=204)  # fmt: skip
-async def delete_route(request: Request[Any, Any, Any], route_id: RouteId) -> None:
+async def delete_route(
+    request: Request[Any, Any, Any], route_id: RouteId, principal: NamedDependency[Principal]
+) -> None:
     store = services(request).store
-    await _own(store, route_id)
+    route = await _own(store, route_id)
     if not await store.delete_route(route_id):
         raise ApiError(404, f"no route {route_id!r}")
+    await record(store, principal, "route.delete", "route", route_id, short_name=route.short_name)
 
 
 ROUTES = [list_routes, add_route, update_route, delete_route]

@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from server.access import access
-from server.auth import hash_password
+from server.audit import record
+from server.auth import Principal, hash_password
 from server.devices import MAX_ID, MAX_NAME
 from server.http import ApiError, services
 from server.model import ROLES, Role, User
@@ -73,15 +75,19 @@ async def list_users(request: Request[Any, Any, Any]) -> dict[str, Any]:
 
 
 @users_post("/v1/users", status_code=201, summary="Create an operator account", opt=access("admin"))
-async def create_user(request: Request[Any, Any, Any]) -> dict[str, Any]:
+async def create_user(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal]
+) -> dict[str, Any]:
     body = _object(await json_body(request), {"username", "password", "role"})
     username = _username(body.get("username"))
     password = _password(body.get("password"))
     role = _role(body.get("role"))
+    store = services(request).store
     try:
-        user = await services(request).store.add_user(username, hash_password(password), role)
+        user = await store.add_user(username, hash_password(password), role)
     except Conflict:
         raise ApiError(409, f"a user named {username!r} exists already") from None
+    await record(store, principal, "user.create", "user", user.id, username=username, role=role)
     return user_json(user)
 
 
@@ -90,7 +96,9 @@ async def create_user(request: Request[Any, Any, Any]) -> dict[str, Any]:
     summary="Change an account's role and/or password; applies at its next request",
     opt=access("admin"),
 )
-async def update_user(request: Request[Any, Any, Any], user_id: FromPath[int]) -> dict[str, Any]:
+async def update_user(
+    request: Request[Any, Any, Any], user_id: FromPath[int], principal: NamedDependency[Principal]
+) -> dict[str, Any]:
     _known_id(user_id)
     body = _object(await json_body(request), {"role", "password"})
     if not body:
@@ -110,6 +118,13 @@ async def update_user(request: Request[Any, Any, Any], user_id: FromPath[int]) -
         raise ApiError(404, f"no user with id {user_id}")
     reason = "password changed; sign in again" if password else f"role is now {user.role}"
     await svc.end_streams(reason, user_id=user_id)
+    # That a password was set, never what it is.
+    changes: dict[str, Any] = {"username": user.username}
+    if role is not None:
+        changes["role"] = role
+    if password is not None:
+        changes["password"] = "set"
+    await record(svc.store, principal, "user.update", "user", user_id, **changes)
     return user_json(user)
 
 
@@ -120,9 +135,13 @@ async def update_user(request: Request[Any, Any, Any], user_id: FromPath[int]) -
     summary="Delete an account; its sign-ins end at once",
     opt=access("admin"),
 )
-async def delete_user(request: Request[Any, Any, Any], user_id: FromPath[int]) -> None:
+async def delete_user(
+    request: Request[Any, Any, Any], user_id: FromPath[int], principal: NamedDependency[Principal]
+) -> None:
     _known_id(user_id)
     svc = services(request)
+    # The name, for the audit log: once deleted, the id names nobody.
+    gone = await svc.store.get_user(user_id)
     try:
         found = await svc.store.delete_user(user_id)
     except LastAdmin as exc:
@@ -130,3 +149,5 @@ async def delete_user(request: Request[Any, Any, Any], user_id: FromPath[int]) -
     if not found:
         raise ApiError(404, f"no user with id {user_id}")
     await svc.end_streams("account deleted", user_id=user_id)
+    username = gone.username if gone is not None else None
+    await record(svc.store, principal, "user.delete", "user", user_id, username=username)

@@ -29,6 +29,7 @@ from server.gtfs.model import Feed, FeedInfo, Route
 from server.model import (
     AgentReport,
     AuditEntry,
+    AuditMatch,
     Device,
     DeviceSeen,
     DeviceView,
@@ -288,8 +289,11 @@ class Fleet(Protocol):
     # audit -----------------------------------------------------------------------------
     async def add_audit(self, entry: AuditEntry) -> AuditEntry: ...
 
-    async def audit_entries(self, limit: int, before: int | None = None) -> list[AuditEntry]:
-        """Newest first; ``before``: only entries with a smaller id (the next page)."""
+    async def audit_entries(
+        self, limit: int, before: int | None = None, match: AuditMatch | None = None
+    ) -> list[AuditEntry]:
+        """Newest first; ``before``: only entries with a smaller id (the next page);
+        ``match``: only entries equal to each of its fields that is set."""
 
 
 class Positions(Protocol):

@@ -97,8 +97,12 @@ class FleetStatements:
         "INSERT INTO audit_log (at, actor, action, target_type, target_id, detail)"
         " VALUES (?, ?, ?, ?, ?, ?) RETURNING id"
     )
-    audit_entries: str = (  # before id, limit
-        f"SELECT {AUDIT_COLS} FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?"
+    # A NULL filter matches every row: coalesce(?, col) is the column itself then, and its
+    # type tells PostgreSQL the parameter's.
+    audit_entries: str = (  # before id, actor, action, target_type, target_id, limit
+        f"SELECT {AUDIT_COLS} FROM audit_log WHERE id < ? AND actor = coalesce(?, actor)"
+        " AND action = coalesce(?, action) AND target_type = coalesce(?, target_type)"
+        " AND target_id = coalesce(?, target_id) ORDER BY id DESC LIMIT ?"
     )
 
     def numbered(self) -> FleetStatements:

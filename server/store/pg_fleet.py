@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 import asyncpg  # type: ignore[import-untyped]
 
 from server.enrollment import refusal
-from server.model import AgentReport, AuditEntry, Device, DeviceView, Share, VehicleRecord
+from server.model import (
+    AgentReport,
+    AuditEntry,
+    AuditMatch,
+    Device,
+    DeviceView,
+    Share,
+    VehicleRecord,
+)
 from server.store import fleet_sql
 from server.store.base import Conflict, EnrollmentRefused
 from server.store.fleet_sql import POSTGRES as FLEET
@@ -158,6 +166,12 @@ class PostgisFleet:
         )
         return replace(entry, id=int(row["id"]))
 
-    async def audit_entries(self, limit: int, before: int | None = None) -> list[AuditEntry]:
-        rows = await self._fetch(FLEET.audit_entries, before or _NO_ID, limit)
+    async def audit_entries(
+        self, limit: int, before: int | None = None, match: AuditMatch | None = None
+    ) -> list[AuditEntry]:
+        m = match or AuditMatch()
+        rows = await self._fetch(
+            FLEET.audit_entries,
+            *(before or _NO_ID, m.actor, m.action, m.target_type, m.target_id, limit),
+        )
         return [_ROWS.audit(r) for r in rows]

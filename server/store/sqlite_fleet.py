@@ -10,7 +10,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from server.enrollment import refusal
-from server.model import AgentReport, AuditEntry, Device, DeviceView, Share, VehicleRecord
+from server.model import (
+    AgentReport,
+    AuditEntry,
+    AuditMatch,
+    Device,
+    DeviceView,
+    Share,
+    VehicleRecord,
+)
 from server.store import fleet_sql
 from server.store import sqlite_schema as schema
 from server.store.base import Conflict, EnrollmentRefused
@@ -201,6 +209,12 @@ class SqliteFleet:
         row = await self._write(lambda c: c.execute(FLEET.add_audit, args).fetchone())
         return replace(entry, id=int(row["id"]))
 
-    async def audit_entries(self, limit: int, before: int | None = None) -> list[AuditEntry]:
-        rows = await self._rows(FLEET.audit_entries, before or _NO_ID, limit)
+    async def audit_entries(
+        self, limit: int, before: int | None = None, match: AuditMatch | None = None
+    ) -> list[AuditEntry]:
+        m = match or AuditMatch()
+        rows = await self._rows(
+            FLEET.audit_entries,
+            *(before or _NO_ID, m.actor, m.action, m.target_type, m.target_id, limit),
+        )
         return [_ROWS.audit(r) for r in rows]

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from server.gtfs_import import import_feed
-from server.model import Device
+from server.model import AuditEntry, Device
 from server.settings import RateLimit
 from server.vehicle import EARTH_RADIUS_M
 from tests.browser import screenshot, wait_in_page
@@ -252,6 +252,59 @@ def test_an_admin_creates_a_device_and_revokes_it(console: RunningServer, desk: 
     screenshot(page, "console-devices")
 
 
+def test_an_admin_reads_in_the_audit_tab_who_did_what_and_pages_back(
+    console: RunningServer, desk: Page
+) -> None:
+    page = desk
+    # Just after the test above: olga made bus-40 and revoked it (in the console), then
+    # makes bus-41 (over the API).
+    olga = {"Authorization": f"Bearer {console.login('olga', PASSWORD)}"}
+    made = httpx.post(f"{console.url}/v1/devices", json={"name": "bus-41"}, headers=olga)
+    assert made.status_code == 201, made.text
+    tab(page, "Audit")
+    rows = page.locator("#audit tbody tr")
+    expect(rows).to_have_count(3)
+    texts = [[td.inner_text() for td in r.locator("td").all()][1:] for r in rows.all()]
+    assert texts == [
+        ["olga", "device.create", f"device bus-41 #{made.json()['id']}", "name: bus-41"],
+        ["olga", "device.revoke", texts[1][2], ""],
+        ["olga", "device.create", texts[1][2], "name: bus-40"],
+    ]
+    assert texts[1][2].startswith("device bus-40 #")
+    expect(rows.first.locator("td").first).to_contain_text(" s ago")  # local time, its age
+    screenshot(page, "console-audit")
+    # What happened to one record: chosen by its name.
+    page.get_by_label("Record").select_option(label="device bus-40")
+    expect(page.locator("#view-audit[aria-busy=true]")).to_have_count(0)
+    expect(rows).to_have_count(2)
+    page.get_by_label("Who").fill("nobody")
+    page.get_by_role("button", name="Filter", exact=True).click()
+    expect(page.locator("#view-audit .empty")).to_have_text("No actions match these filters.")
+    screenshot(page, "console-audit-empty")
+    page.get_by_role("button", name="Clear filters").click()
+    expect(page.get_by_label("Who")).to_have_value("")
+    expect(rows).to_have_count(3)
+
+    # Sixty newer entries: a page holds 50, "Older" brings the rest and olga's below them.
+    async def busy_cli(store: Any) -> None:
+        for i in range(60):
+            await store.add_audit(AuditEntry(datetime.now(UTC), "cli", "enrollment.issue",
+                                             "device", "999999", {"n": i}))  # fmt: skip
+
+    console._with_store(busy_cli)
+    tab(page, "Map")
+    tab(page, "Audit")
+    expect(rows).to_have_count(50)
+    expect(rows.first.locator("td").nth(4)).to_have_text("n: 59")
+    expect(rows.first.locator("td").nth(3)).to_have_text("device #999999")  # no such device
+    page.get_by_role("button", name="Older").click()
+    expect(page.locator("#view-audit p.muted")).to_contain_text("That is all.")
+    expect(rows).to_have_count(63)
+    expect(rows.nth(61).locator("td").nth(2)).to_have_text("device.revoke")
+    expect(page.get_by_role("button", name="Older")).to_have_count(0)
+    screenshot(page, "console-audit-older")
+
+
 def test_on_a_tablet_the_detail_covers_the_map_and_closes_with_escape(
     console: RunningServer, buses: dict[str, tuple[Device, str]], browser: Browser, desk: Page
 ) -> None:
@@ -371,11 +424,41 @@ def test_an_admin_adds_a_route_and_assigns_it_to_a_vehicle_from_the_list(
     tab(page, "Fleet")
     cell = page.locator("#fleet tbody tr", has_text="Coach 5").locator("td").nth(4)
     expect(cell).to_have_text("N5")
-    expect(cell.locator(".swatch")).to_have_attribute("data-colour", "#0B6E4F")
+    expect(cell.locator(".chip")).to_have_attribute("data-colour", "#0B6E4F")
+    expect(cell.locator(".chip")).to_have_attribute("title", "Night line")
     # On the map the marker's outline is the route's colour.
     outline = f"window.bustracker.layer.items.get({bus1.id})?.outline"
     wait_in_page(page, f"{outline} === '#0B6E4F'")
     screenshot(page, "console-fleet-route-colour")
+
+
+def test_the_fleet_table_names_a_route_by_its_short_name_in_its_colours(
+    console: RunningServer, buses: dict[str, tuple[Device, str]], desk: Page
+) -> None:
+    page = desk
+    olga = {"Authorization": f"Bearer {console.login('olga', PASSWORD)}"}
+    made = httpx.post(f"{console.url}/v1/routes", headers=olga, timeout=30, json={
+        "route_id": "L12", "short_name": "12", "long_name": "Harbour - Station",
+        "color": "FFD100"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    _, token = console.add_device("bus-12", "L12")
+    report(console, token, fix(45.4680, 9.1960, speed=5.0))
+    tab(page, "Fleet")  # routes added meanwhile (here by the API) are read again
+    cell = page.locator("#fleet tbody tr", has_text="bus-12").locator("td").nth(4)
+    chip = cell.locator(".chip")
+    expect(chip).to_have_text("12")
+    expect(chip).to_have_attribute("title", "Harbour - Station")
+    expect(chip).to_have_attribute("data-colour", "#FFD100")
+    # Yellow reads with black text (the route gave none).
+    assert chip.evaluate("e => getComputedStyle(e).color") == "rgb(0, 0, 0)"
+    # A route the list does not know stays its id, plain.
+    bus3 = page.locator("#fleet tbody tr", has_text="bus-3").locator("td").nth(4)
+    expect(bus3).to_have_text("5")
+    expect(bus3.locator(".chip")).to_have_count(0)
+    page.get_by_label("Filter").fill("L12")  # the id still finds it
+    expect(page.locator("#fleet tbody tr")).to_have_count(1)
+    page.get_by_label("Filter").fill("")
+    screenshot(page, "console-fleet-route-names")
 
 
 def test_a_feed_route_is_read_only_and_the_server_says_why(
@@ -422,6 +505,7 @@ def test_an_admin_manages_users_and_a_viewer_sees_no_users_tab(
         expect(other.locator("#who")).to_have_text("vera (viewer)")
         expect(other.get_by_role("tab", name="Routes")).to_be_visible()
         expect(other.locator("[role=tab][data-view=users]")).to_be_hidden()
+        expect(other.locator("[role=tab][data-view=audit]")).to_be_hidden()
         other.get_by_role("tab", name="Routes").click()
         expect(other.locator("#view-routes tr[data-route=N5]")).to_be_visible()
         expect(other.locator("#new-route")).to_have_count(0)  # a viewer only reads
@@ -456,6 +540,15 @@ def test_an_admin_manages_users_and_a_viewer_sees_no_users_tab(
     expect(msg).to_have_text("Deleted vera.")
     expect(page.locator("#view-users tr", has_text="vera")).to_have_count(0)
     assert httpx.post(login, json={**old, "password": "vera-new-pw-5678"}).status_code == 401
+    # The audit log names her still, from what her deletion kept.
+    tab(page, "Audit")
+    newest = page.locator("#audit tbody tr").first.locator("td")
+    expect(newest.nth(2)).to_have_text("user.delete")
+    expect(newest.nth(3)).to_contain_text("user vera #")
+    expect(page.locator("#audit tbody tr").nth(1).locator("td").nth(4)).to_have_text(
+        "username: vera · role: operator"
+    )
+    screenshot(page, "console-audit-users")
 
 
 def test_the_last_admin_cannot_be_demoted_or_deleted_and_is_told_why(

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from server.model import AgentReport, AuditEntry
+from server.model import AgentReport, AuditEntry, AuditMatch
 from server.store import Conflict, Store
 from server.store.base import EnrollmentRefused
 from tests.server.test_store_contract import BASE, RECEIVED, add_bus, database_url, fix, store
@@ -137,3 +137,11 @@ async def test_share_links_and_the_audit_log(store: Store) -> None:
     newest = await store.audit_entries(2)
     assert [e.action for e in newest] == ["a2", "a1"] and newest[0].detail == {"n": 2}
     assert [e.action for e in await store.audit_entries(10, before=entries[1].id)] == ["a0"]
+    other = await store.add_audit(AuditEntry(NOW, "olga", "a0", "device", "7", {}))
+    by_olga = await store.audit_entries(10, match=AuditMatch(actor="olga"))
+    assert [e.id for e in by_olga] == [other.id]
+    a0 = await store.audit_entries(10, match=AuditMatch(action="a0"))
+    assert [e.id for e in a0] == [other.id, entries[0].id]
+    on_vehicle_1 = AuditMatch(target_type="vehicle", target_id="1")
+    assert [e.action for e in await store.audit_entries(1, match=on_vehicle_1)] == ["a2"]
+    assert await store.audit_entries(10, match=AuditMatch(actor="olga", action="a1")) == []

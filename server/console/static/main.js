@@ -1,6 +1,7 @@
 // The console: sign-in, then the live map, fleet table, detail and admin panels.
 /* global L */
 import { DevicesPanel, VehiclesPanel } from "./admin.js";
+import { AuditPanel } from "./audit.js";
 import { api, can, login, session, signOut, signedIn, username, role } from "./api.js";
 import { Detail } from "./detail.js";
 import { Fleet, route } from "./fleet.js";
@@ -13,8 +14,9 @@ import { VehicleLayer } from "./vehicle-layer.js";
 const $ = (sel) => document.querySelector(sel);
 const fleet = new Fleet();
 const live = new LiveStream();
-let map, layer, table, detail, devices, vehicles, routesPanel, users, account, settings;
+let map, layer, table, detail, devices, vehicles, routesPanel, users, audit, account, settings;
 let view = "map";
+const ADMIN_VIEWS = ["users", "audit"];
 let tableDirty = true;
 let fitted = false;
 
@@ -71,8 +73,12 @@ function show(name) {
   document.querySelectorAll("[role=tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.view === name)));
   document.querySelectorAll(".view").forEach((s) => { s.hidden = s.id !== `view-${name}`; });
   if (name === "map") map.invalidateSize();
-  if (name === "fleet") { tableDirty = true; tick(); }
-  const panel = { devices, vehicles, routes: routesPanel, users, account }[name];
+  if (name === "fleet") {
+    tableDirty = true; tick();
+    // Routes added or renamed since (another operator, the feed): the table shows them by name.
+    loadRoutes().catch(() => { /* the names it has */ });
+  }
+  const panel = { devices, vehicles, routes: routesPanel, users, audit, account }[name];
   if (panel) {
     // Busy until the panel has read the API: what shows before is the last visit's.
     const el = $(`#view-${name}`);
@@ -85,8 +91,9 @@ async function start() {
   $("#signin").hidden = true;
   $("#app").hidden = false;
   $("#who").textContent = `${username()} (${role()})`;
-  // Only admins manage accounts (the API says so too); others do not see the tab.
-  document.querySelector("[role=tab][data-view=users]").hidden = !can("admin");
+  // Only admins manage accounts and read the audit log (the API says so too); others do not
+  // see the tabs.
+  for (const v of ADMIN_VIEWS) document.querySelector(`[role=tab][data-view=${v}]`).hidden = !can("admin");
   if (!map) {
     buildMap();
     table = new FleetTable(fleet, $("#fleet"), openDetail);
@@ -95,6 +102,7 @@ async function start() {
     vehicles = new VehiclesPanel($("#view-vehicles"));
     routesPanel = new RoutesPanel($("#view-routes"));
     users = new UsersPanel($("#view-users"));
+    audit = new AuditPanel($("#view-audit"));
     account = new AccountPanel($("#view-account"));
     routesChanged.addEventListener("change", () => {
       tableDirty = true;
@@ -112,7 +120,7 @@ async function start() {
     document.addEventListener("keydown", (e) => { if (e.key === "Escape" && detail.id != null) detail.close(); });
     setInterval(tick, 1000);
   }
-  if (view === "users" && !can("admin")) show("map");
+  if (ADMIN_VIEWS.includes(view) && !can("admin")) show("map");
   loadRoutes().catch(() => { /* no colours: the table shows route ids */ });
   try {
     fleet.load((await api("/v1/fleet/live")).vehicles);

@@ -1,5 +1,5 @@
 // Routes: the one list of `/v1/routes` (feed and operators' own), kept here for the
-// vehicles' route select, the fleet table's colour swatches, and the Routes panel.
+// vehicles' route select, the fleet table's route chips, and the Routes panel.
 import { api, can } from "./api.js";
 
 const esc = (x) => String(x ?? "").replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -18,6 +18,40 @@ export async function loadRoutes() {
 export function routeColour(id) {
   const c = routes.get(id)?.color;
   return c ? `#${c}` : null;
+}
+
+// What operators call a route: its short name, else its id (also when it is not listed).
+export function routeName(id) {
+  const r = routes.get(id);
+  return r?.short_name || r?.long_name || id || "";
+}
+
+function luminance(hex) {
+  const channel = (i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(0) + 0.7152 * channel(2) + 0.0722 * channel(4);
+}
+const ratio = (a, b) => {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+};
+const HEX = /^[0-9A-Fa-f]{6}$/;
+
+// The route as a chip in its colour, named by its short name, the long name as its
+// tooltip; a route not in the list is its id, plain. The text is the route's own text
+// colour when that reads (4.5:1, as the rider app), else black or white, whichever reads better.
+export function routeChip(id) {
+  const r = routes.get(id);
+  if (!r) return esc(id);
+  const title = r.long_name ? ` title="${esc(r.long_name)}"` : "";
+  if (!r.color || !HEX.test(r.color)) return `<span class="chip"${title}>${esc(routeName(id))}</span>`;
+  let fg = r.text_color && HEX.test(r.text_color) ? r.text_color : "";
+  if (!fg || ratio(r.color, fg) < 4.5) fg = ratio(r.color, "000000") >= ratio(r.color, "FFFFFF") ? "000000" : "FFFFFF";
+  // The style attribute is allowed by the CSP (style-src 'unsafe-inline'); scripts are not.
+  return `<span class="chip" style="background:#${r.color};color:#${fg}" data-colour="#${r.color}"${title}>` +
+    `${esc(routeName(id))}</span>`;
 }
 
 export function routeOptions(selected) {

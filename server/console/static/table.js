@@ -1,6 +1,6 @@
 // The fleet table: every vehicle's state in words, sortable, filterable, offline first.
 import { STATE_ORDER, ago, kmh, label, route, stateWords } from "./fleet.js";
-import { routeColour } from "./routes.js";
+import { routeChip, routeName } from "./routes.js";
 
 const MAX_ROWS = 1000; // past this, filter: a table of 10,000 rows helps nobody
 const KEYS = {
@@ -8,7 +8,7 @@ const KEYS = {
   state: (v) => STATE_ORDER.indexOf(stateWords(v)),
   last_seen: (v) => -(Date.parse(v.last_seen || "") || 0),
   speed: (v) => v.speed ?? -1,
-  route: (v) => route(v),
+  route: (v) => routeName(route(v)).toLowerCase(),
   backlog: (v) => v.backlog ?? -1,
   agent_version: (v) => v.agent_version || "",
 };
@@ -16,14 +16,8 @@ const KEYS = {
 export const COLUMNS = ["label", "state", "last_seen", "speed", "route", "backlog", "agent_version"];
 
 export function cells(v) {
-  return [label(v), stateWords(v), ago(v.last_seen), kmh(v.speed), route(v),
+  return [label(v), stateWords(v), ago(v.last_seen), kmh(v.speed), routeName(route(v)),
     v.backlog == null ? "" : String(v.backlog), v.agent_version || ""];
-}
-
-function swatch(id) {
-  const colour = routeColour(id);
-  // The style attribute is allowed by the CSP (style-src 'unsafe-inline'); scripts are not.
-  return colour ? `<span class="swatch" style="background:${colour}" data-colour="${colour}"></span>` : "";
 }
 
 export class FleetTable {
@@ -49,7 +43,8 @@ export class FleetTable {
   rows() {
     const f = this.filter.trim().toLowerCase();
     let list = [...this.fleet.vehicles.values()];
-    if (f) list = list.filter((v) => cells(v).join(" ").toLowerCase().includes(f));
+    // The route's id too: an operator may know a route by either.
+    if (f) list = list.filter((v) => `${cells(v).join(" ")} ${route(v)}`.toLowerCase().includes(f));
     const key = KEYS[this.sort];
     const byLabel = KEYS.label;
     list.sort((a, b) => {
@@ -74,7 +69,7 @@ export class FleetTable {
       const c = cells(v).map((x) => String(x).replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`));
       html.push(`<tr data-id="${v.device_id}" tabindex="0"><td>${c[0]}</td>` +
         `<td class="state state-${c[1]}">${c[1]}</td><td>${c[2]}</td><td>${c[3]}</td>` +
-        `<td>${swatch(route(v))}${c[4]}</td><td>${c[5]}</td><td>${c[6]}</td></tr>`);
+        `<td>${routeChip(route(v))}</td><td>${c[5]}</td><td>${c[6]}</td></tr>`);
     }
     this.body.innerHTML = html.join("");
     if (focused) this.body.querySelector(`tr[data-id="${focused}"]`)?.focus();
@@ -82,12 +77,13 @@ export class FleetTable {
   }
 
   csv() {
-    const head = ["vehicle", "state", "last_seen", "speed_kmh", "route", "backlog", "agent_version", "lat", "lon"];
+    const head = ["vehicle", "state", "last_seen", "speed_kmh", "route", "route_name", "backlog", "agent_version",
+      "lat", "lon"];
     const quote = (x) => (/[",\n]/.test(String(x)) ? `"${String(x).replace(/"/g, '""')}"` : String(x));
     const lines = [head.join(",")];
     for (const v of this.rows()) {
       lines.push([label(v), stateWords(v), v.last_seen || "", v.speed == null ? "" : (v.speed * 3.6).toFixed(1),
-        route(v), v.backlog ?? "", v.agent_version || "", v.lat ?? "", v.lon ?? ""].map(quote).join(","));
+        route(v), routeName(route(v)), v.backlog ?? "", v.agent_version || "", v.lat ?? "", v.lon ?? ""].map(quote).join(","));
     }
     return `${lines.join("\n")}\n`;
   }
