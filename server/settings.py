@@ -128,6 +128,16 @@ def _percent(raw: str) -> float:
     return value
 
 
+def _speed_kmh(raw: str) -> float:
+    try:
+        value = float(raw.strip().removesuffix("km/h").strip())
+    except ValueError:
+        raise ValueError(f"expected a speed in km/h like 18, got {raw!r}") from None
+    if not 1 <= value <= 100:
+        raise ValueError(f"must be between 1 and 100 km/h, got {raw!r}")
+    return value
+
+
 def _port(raw: str) -> int:
     value = _integer(0)(raw)
     if value > 65535:
@@ -245,6 +255,9 @@ class LiveSettings:
     # and how long a CDN or consumer may keep one answer.
     gtfs_rt_max_age_s: int = _env("GTFS_RT_MAX_AGE", _positive_duration, 90)
     gtfs_rt_cache_s: int = _env("GTFS_RT_CACHE", parse_duration, 5)
+    # The speed a stop's arrival times assume for a bus not known to go faster
+    # (server/arrivals.py, docs/rider.md).
+    arrival_speed_kmh: float = _env("ARRIVAL_SPEED", _speed_kmh, 18.0)
 
 
 @dataclass(frozen=True, slots=True)

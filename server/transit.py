@@ -3,24 +3,27 @@
 ``GET /v1/routes/{route_id}``, ``GET /v1/stops/near``, ``GET /v1/stops/{stop_id}``,
 all public. They read the imported feed through ``TransitCache``: one
 ``FeedIndex`` per process, rebuilt when another import (by any process) changed
-the stored feed's version. The route list itself is ``server/routes_api.py``.
+the stored feed's version. The route list itself is ``server/routes_api.py``; when a
+stop's buses arrive is ``server/arrivals.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, get
 from litestar.params import FromQuery, Parameter
 
 from server.access import access
+from server.arrivals import Position, ShapePaths, arrival, shapes_for
 from server.gtfs.index import FeedIndex
 from server.gtfs.model import Route
 from server.http import ApiError, services
 from server.store.base import Transit
-from server.vehicle import RIDER_STATES, distance_m, public_view
+from server.vehicle import RIDER_STATES, public_view
 
 MAX_NEAR = 50
 # GTFS ids are text of any reasonable length; bounding them gives a clear 400 (and lets
@@ -35,6 +38,7 @@ class TransitCache:
 
     def __init__(self) -> None:
         self._index: FeedIndex | None = None
+        self._paths: ShapePaths | None = None
         self._lock = asyncio.Lock()
 
     async def index(self, store: Transit) -> FeedIndex | None:
@@ -52,6 +56,16 @@ class TransitCache:
                     FeedIndex, feed, info.version
                 )  # fmt: skip
         return self._index
+
+    async def paths(self, index: FeedIndex, shape_ids: set[str]) -> ShapePaths:
+        """The index's shapes with their stops placed, the ones ``shape_ids`` names first."""
+        if self._paths is None or self._paths.index is not index:
+            self._paths = ShapePaths(index)
+        paths = self._paths
+        if paths.missing(shape_ids):
+            # Placing a long shape's stops takes a moment: off the event loop.
+            await asyncio.to_thread(paths.prepare, shape_ids)
+        return paths
 
 
 def transit_cache(request: Request[Any, Any, Any]) -> TransitCache:
@@ -123,22 +137,43 @@ async def stops_near(
 @get("/v1/stops/{stop_id:str}", tags=["transit"], summary="A stop and the buses coming",
      opt=access("public"))  # fmt: skip
 async def stop_detail(request: Request[Any, Any, Any], stop_id: StopId) -> dict[str, Any]:
-    index = await transit_cache(request).index(services(request).store)
+    cache = transit_cache(request)
+    svc = services(request)
+    index = await cache.index(svc.store)
     stop = index.stops.get(stop_id) if index else None
     if index is None or stop is None:
         raise ApiError(404, f"no stop {stop_id!r}")
     routes = index.stop_routes.get(stop_id, [])
+    vehicles = [
+        v for v in request.app.state.live.hub.vehicles.values()
+        if v.pos.in_service and v.state in RIDER_STATES and v.pos.route in routes
+    ]  # fmt: skip
+    wanted = {s for v in vehicles for s in shapes_for(index, v.pos.route, v.pos.fleet.trip_id)}
+    paths = await cache.paths(index, wanted)
+    default_ms = svc.settings.live.arrival_speed_kmh / 3.6
+    now = datetime.now(UTC)
     buses = []
-    for vehicle in request.app.state.live.hub.vehicles.values():
+    for vehicle in vehicles:
         pos = vehicle.pos
-        if not pos.in_service or vehicle.state not in RIDER_STATES or pos.route not in routes:
-            continue
+        shapes = shapes_for(index, pos.route, pos.fleet.trip_id)
+        fix = pos.fix
+        coming = arrival(
+            paths.paths(shapes, stop_id), (stop.lat, stop.lon),
+            Position(fix.lat, fix.lon, fix.t, fix.speed, fix.heading), now, default_ms,
+            fresh=vehicle.state == "online",
+        )  # fmt: skip
+        if coming.distance_m is None:
+            continue  # passed the stop, going the other way, or not on this route's path
         view = public_view(pos, vehicle.public_id, vehicle.state)
-        dist = distance_m(stop.lat, stop.lon, pos.fix.lat, pos.fix.lon)
         buses.append({
             key: view[key] for key in ("id", "label", "route_id", "lat", "lon", "t", "state")
-        } | {"distance_m": round(dist, 1)})  # fmt: skip
-    buses.sort(key=lambda b: (b["distance_m"], b["id"]))
+        } | {
+            "distance_m": round(coming.distance_m, 1),
+            # Along the route's shape, or as the crow flies when it has none to go by.
+            "distance_kind": "straight_line" if coming.kind == "straight_line" else "along_route",
+            "eta_s": coming.eta_s,
+        })  # fmt: skip
+    buses.sort(key=lambda b: (b["eta_s"] is None, b["eta_s"] or 0, b["distance_m"], b["id"]))
     return {**_stop_json(stop), "routes": routes, "buses": buses}
 
 

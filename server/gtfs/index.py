@@ -42,8 +42,10 @@ class FeedIndex:
         self.last_arrival: dict[str, int] = {}
         route_stops: dict[str, dict[str, None]] = defaultdict(dict)  # ordered sets
         stop_routes: dict[str, dict[str, None]] = defaultdict(dict)
+        trip_stops: dict[str, list[str]] = defaultdict(list)
         for st in feed.stop_times:  # ordered by trip, then stop_sequence
             trip = self.trips[st.trip_id]
+            trip_stops[st.trip_id].append(st.stop_id)
             # GTFS-RT's start_time is the first stop's arrival_time (validator rule E023).
             if st.trip_id not in self.first_departure and st.arrival_s is not None:
                 self.first_departure[st.trip_id] = st.arrival_s
@@ -58,6 +60,12 @@ class FeedIndex:
             if trip.shape_id:
                 route_shapes[trip.route_id][trip.shape_id] = None
         self.route_shape_ids = {r: list(s) for r, s in route_shapes.items()}
+        # Each shape's stops in order, from its trip with the most stops (server/arrivals.py).
+        self.shape_stops: dict[str, list[str]] = {}
+        for trip in feed.trips:
+            stops = trip_stops.get(trip.trip_id, [])
+            if trip.shape_id and len(stops) > len(self.shape_stops.get(trip.shape_id, ())):
+                self.shape_stops[trip.shape_id] = stops
         self._weekdays = {c.service_id: c for c in feed.calendars}
         self._exceptions = {(d.service_id, d.date): d.exception_type for d in feed.calendar_dates}
         points = [(s.lat, s.lon) for s in feed.stops]

@@ -202,13 +202,43 @@ async function findStops() {
 
 let stopTimer = null;
 
+// When the bus is due: whole minutes rounded down, so a rider is never told a later
+// time than the estimate; under a minute is "Due". Null: no time, only the distance.
+function etaText(seconds) {
+  if (seconds == null) return "";
+  const min = Math.floor(Math.max(0, seconds) / 60);
+  if (min < 1) return t("eta_due");
+  if (min < 60) return t("eta_min", { n: min });
+  return t("eta_h", { h: Math.floor(min / 60), m: min % 60 });
+}
+
 function arrivalText(bus) {
   const known = fleet.buses.get(bus.id);
   const age = known ? fleet.age(known) : (Date.now() - Date.parse(bus.t)) / 1000;
   const parts = [routeName(bus.route_id), bus.label];
-  if (bus.distance_m != null) parts.push(distanceText(bus.distance_m));
+  if (bus.distance_m != null) {
+    const straight = bus.distance_kind === "straight_line";
+    parts.push(straight ? t("distance_straight", { d: distanceText(bus.distance_m) }) : distanceText(bus.distance_m));
+  }
   parts.push(ageText(age));
   return parts.join(" · ");
+}
+
+function arrivalRow(bus) {
+  const li = document.createElement("li");
+  li.className = bus.state === "offline" ? "arrival stale" : "arrival";
+  const when = etaText(bus.eta_s);
+  if (when) {
+    const eta = document.createElement("span");
+    eta.className = "eta";
+    eta.textContent = when;
+    li.append(eta);
+  }
+  const what = document.createElement("span");
+  what.className = "what";
+  what.textContent = arrivalText(bus);
+  li.append(what);
+  return li;
 }
 
 async function showStop(id, first = true) {
@@ -227,12 +257,7 @@ async function showStop(id, first = true) {
   try {
     const stop = await transit.stop(id);
     title.textContent = stop.name;
-    const rows = stop.coming.map((bus) => {
-      const li = document.createElement("li");
-      li.className = bus.state === "offline" ? "arrival stale" : "arrival";
-      li.textContent = arrivalText(bus);
-      return li;
-    });
+    const rows = stop.coming.map(arrivalRow);
     if (!rows.length) {
       const li = document.createElement("li");
       li.textContent = t("none_coming");

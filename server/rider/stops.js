@@ -50,7 +50,8 @@ export async function near(lat, lon, limit = 5) {
 
 export async function stop(stopId) {
   const body = await getJSON(`/v1/stops/${encodeURIComponent(stopId)}`);
-  // Nearest first, each as riders see a bus (public id, label, route, distance, t, state).
+  // Soonest first, each as riders see a bus (public id, label, route, t, state) with
+  // eta_s (null: no time known) and distance_m (along the route, or straight: distance_kind).
   const coming = listOf(body, "buses").map((bus) => ({ ...bus, route_id: bus.route_id ?? "" }));
   return { ...stopOf(body.stop ?? body), coming };
 }

@@ -44,6 +44,8 @@ BUSES = {
     "bus-lingua": "5",
     "bus-poll": "7",
     "bus-stop": "R1",  # a GTFS route of the module's feed (tests/server/gtfs_feeds.py: SMALL)
+    "bus-past": "R1",  # past Lima on its way to Porta Venezia
+    "bus-far-line": "R2",  # R2 has no shape: a distance, no time
     "bus-red": "R1",  # the feed's R1 is red on white
     "bus-green": "N9",  # an operator's route, added by its test
 }
@@ -351,8 +353,11 @@ def test_an_italian_phone_gets_italian_and_english_on_request(
 def test_nearest_stops_a_stop_page_and_a_routes_shape(
     rider: RunningServer, tokens: dict[str, tuple[int, str]], browser: Browser
 ) -> None:
-    # The rider stands by Lima (S2); bus-stop drives route R1 towards it.
+    # The rider stands by Lima (S2); bus-stop drives route R1 towards it, bus-past has
+    # passed it, driving on south-west.
     send(rider, tokens["bus-stop"], 45.4830, 9.2135)
+    post_fixes(rider.url, tokens["bus-past"][1], fix(45.47725, 9.2080, speed=7.0, heading=215.0))
+    send(rider, tokens["bus-far-line"], 45.4802, 9.2112)
     near_lima = Phone(
         browser,
         locale="en-GB",
@@ -368,13 +373,30 @@ def test_nearest_stops_a_stop_page_and_a_routes_shape(
         page.get_by_role("link", name="Lima").click()
         expect(page.locator("#stop-name")).to_have_text("Lima", timeout=WAIT_MS)
         expect(page.locator("#stop-name")).to_be_focused()
+        # bus-past has passed Lima: only bus-stop is coming, with when it is due.
         coming = page.locator("#arrivals li")
         expect(coming).to_have_count(1, timeout=WAIT_MS)
-        expect(coming.first).to_contain_text(
-            re.compile(r"Route 1 · Loreto - Porta Venezia · bus-stop · \d+ m away · updated")
+        expect(coming.first.locator(".eta")).to_have_text(re.compile(r"^(Due|\d+ min)$"))
+        expect(coming.first.locator(".what")).to_have_text(
+            re.compile(r"^Route 1 · Loreto - Porta Venezia · bus-stop · \d+ m away · updated")
         )
         expect(page.locator("#live-view")).to_be_hidden()
         screenshot(page, "rider-stop-page")
+        # Porta Venezia: both R1 buses coming, soonest first; R2's bus (its route has no
+        # shape) last, as a straight-line distance without a time.
+        page.evaluate("location.hash = '#stop/S3'")
+        expect(page.locator("#stop-name")).to_have_text("Porta Venezia", timeout=WAIT_MS)
+        expect(coming).to_have_count(3, timeout=WAIT_MS)
+        whats = coming.locator(".what")
+        expect(whats.nth(0)).to_contain_text("· bus-past ·")
+        expect(whats.nth(1)).to_contain_text("· bus-stop ·")
+        expect(whats.nth(2)).to_contain_text(
+            re.compile(r"· bus-far-line · \d+ m away in a straight line")
+        )
+        expect(coming.locator(".eta")).to_have_count(2)
+        etas = coming.locator(".eta").all_inner_texts()
+        assert all(re.fullmatch(r"Due|\d+ min", e) for e in etas), etas
+        screenshot(page, "rider-stop-arrivals")
         page.get_by_role("link", name="Back to the map").click()
         expect(page.locator("#live-view")).to_be_visible()
 

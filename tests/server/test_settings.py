@@ -62,6 +62,12 @@ def test_phones_have_their_own_per_fix_budget() -> None:
     assert got.policy() == "40;w=1"
 
 
+def test_arrival_times_assume_a_city_buses_average_speed_in_km_h() -> None:
+    assert load_settings({}).live.arrival_speed_kmh == 18.0
+    assert load_settings({"ARRIVAL_SPEED": "22.5"}).live.arrival_speed_kmh == 22.5
+    assert load_settings({"ARRIVAL_SPEED": "25 km/h"}).live.arrival_speed_kmh == 25.0
+
+
 def test_a_secret_can_come_from_a_file(tmp_path: Path) -> None:
     secret = tmp_path / "jwt"
     secret.write_text("f" * 48 + "\n")
@@ -86,6 +92,10 @@ def test_a_secret_can_come_from_a_file(tmp_path: Path) -> None:
         ("LOG_LEVEL", "loud"),
         ("DATABASE_URL", "mysql://root:hunter2@db/x"),
         ("REDIS_URL", "memcached://cache"),
+        ("ARRIVAL_SPEED", "fast"),
+        ("ARRIVAL_SPEED", "0"),
+        ("ARRIVAL_SPEED", "250"),
+        ("ARRIVAL_SPEED", "nan"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, raw: str) -> None:

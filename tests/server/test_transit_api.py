@@ -56,21 +56,37 @@ def test_import_then_riders_read_routes_shapes_and_stops(
                                                             "limit": 2}).json()  # fmt: skip
     assert [(s["stop_id"], s["routes"]) for s in near] == [("S2", ["R1"]), ("S1", ["R1"])]
     assert 0 < near[0]["distance_m"] < 20
-    # A bus on R1 shows at the stop; one on R2 (not serving S2) and one out of route do not.
-    tokens = {name: server.add_device(name, route)[1]
-              for name, route in (("bus-r1", "R1"), ("bus-r2", "R2"))}  # fmt: skip
+    # A bus on R1 before Lima shows at it, with the time it needs; one past Lima and one
+    # far off R1's street do not; one on R2 (not serving S2) does not either.
+    tokens = {name: server.add_device(name, route)[1] for name, route in (
+        ("bus-r1", "R1"), ("bus-r2", "R2"), ("bus-past", "R1"), ("bus-off", "R1"))}  # fmt: skip
     post_fixes(server.url, tokens["bus-r1"], fix(45.4830, 9.2135))
     post_fixes(server.url, tokens["bus-r2"], fix(45.4802, 9.2112))
+    post_fixes(server.url, tokens["bus-past"], fix(45.47725, 9.2080, speed=7.0, heading=215.0))
+    post_fixes(server.url, tokens["bus-off"], fix(45.4900, 9.2300))
     deadline = time.monotonic() + 10
     while True:
-        stop = httpx.get(f"{server.url}/v1/stops/S2").json()
-        if stop["buses"] or time.monotonic() > deadline:
+        stop = httpx.get(f"{server.url}/v1/stops/S3").json()
+        if len(stop["buses"]) == 3 or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    assert stop["routes"] == ["R1"] and stop["name"] == "Lima"
-    [bus] = stop["buses"]
+    lima = httpx.get(f"{server.url}/v1/stops/S2").json()
+    assert lima["routes"] == ["R1"] and lima["name"] == "Lima"
+    [bus] = lima["buses"]
     assert (bus["label"], bus["route_id"], bus["state"]) == ("bus-r1", "R1", "online")
     assert bus["id"].startswith("v") and 300 < bus["distance_m"] < 400
+    assert bus["distance_kind"] == "along_route"
+    # No speed reported: ARRIVAL_SPEED's 18 km/h, 5 m/s, less the fix's age.
+    assert isinstance(bus["eta_s"], int) and 55 <= bus["eta_s"] <= round(bus["distance_m"] / 5)
+    # At Porta Venezia (R1's end, R2's start): soonest first, R2's bus (no shape) last
+    # with its straight-line distance and no time.
+    assert stop["routes"] == ["R1", "R2"]
+    assert [b["label"] for b in stop["buses"]] == ["bus-past", "bus-r1", "bus-r2"]
+    past, r1, r2 = stop["buses"]
+    assert past["eta_s"] < r1["eta_s"] and past["distance_m"] < r1["distance_m"]
+    assert r1["distance_m"] > bus["distance_m"] + 700  # on to Lima, then to Porta Venezia
+    assert (r2["distance_kind"], r2["eta_s"]) == ("straight_line", None)
+    assert 700 < r2["distance_m"] < 900
 
 
 def test_a_broken_feed_is_refused_naming_file_line_and_field(
