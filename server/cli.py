@@ -221,7 +221,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # the rest is read: the 16 kB a subscription may take, not uvicorn's 16 MB.
         "ws_max_size": MAX_MESSAGE_BYTES,
         # No permessage-deflate: its compressor doubled a rider's memory (72 kB against 33)
-        # and made every handshake and frame dearer, for frames of a few hundred bytes (D78).
+        # and made every handshake and frame dearer, for frames of a few hundred bytes (D75).
         "ws_per_message_deflate": False,
         # Live streams are closed on SIGTERM; this bounds the wait if one lingers.
         "timeout_graceful_shutdown": 10,

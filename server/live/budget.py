@@ -5,7 +5,7 @@ sending them in a loop spends the event loop that ingest needs. A bucket per
 socket costs two floats and no shared state (no Redis): a rider who follows
 the protocol (a subscribe when the route changes, a ping now and then) never
 reaches it; one who does has its messages read at the bucket's pace
-(``wait_s``), so the rest of its flood waits in its own socket (D76).
+(``wait_s``), so the rest of its flood waits in its own socket (D73).
 """
 
 from __future__ import annotations

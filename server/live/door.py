@@ -4,7 +4,7 @@ A flood of riders reconnecting past a cap (server/live/gate.py) costs the
 process one handshake each; refused inside a route handler, each also ran the
 app's request id, access log, headers, metrics and router, which made a
 refusal a third dearer and, with many at once, delayed the agents' POSTs
-queued behind them on the same event loop (D77). So ``/ws/public`` is
+queued behind them on the same event loop (D74). So ``/ws/public`` is
 admitted or refused before any of that: refused, the socket is accepted and
 closed at once with 1013 (D17: a browser reads a close code, not a refused
 upgrade's status) and a reason; admitted, it goes on into the app, and its

@@ -84,7 +84,7 @@ async def _receive_messages(
     while True:
         # Over its budget, a rider is read at the budget's pace: uvicorn reads no further
         # frame until the one it holds is taken, so the rest of a flood waits in the
-        # rider's own socket and costs this process nothing (D76).
+        # rider's own socket and costs this process nothing (D73).
         if budget is not None and (delay := budget.wait_s()) > 0.0:
             await asyncio.sleep(delay)
         event = await socket.receive()

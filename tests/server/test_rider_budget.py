@@ -2,7 +2,7 @@
 
 One rider sends subscribe messages as fast as it can (what a hostile rider can
 send); past PUBLIC_WS_MESSAGES the server reads them at the budget's pace, so
-the flood waits in that rider's socket (D76). Meanwhile a well-behaved rider
+the flood waits in that rider's socket (D73). Meanwhile a well-behaved rider
 keeps its stream and an agent's POST reaches it.
 """
 
