@@ -208,6 +208,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """
     from server.http_protocol import PROTOCOL, set_deadlines
     from server.live.ws import MAX_MESSAGE_BYTES
+    from server.ws_protocol import PROTOCOL as WS_PROTOCOL
 
     set_deadlines(settings.http.header_timeout_s, settings.http.body_timeout_s)
     return {
@@ -216,7 +217,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # server/logs.py set up the loggers; the access line is server/request_log.py's.
         "log_config": None,
         "access_log": False,
-        "ws": "websockets-sansio",
+        "ws": WS_PROTOCOL,
         # A client message is refused (close 1009) once its frame passes this, before
         # the rest is read: the 16 kB a subscription may take, not uvicorn's 16 MB.
         "ws_max_size": MAX_MESSAGE_BYTES,

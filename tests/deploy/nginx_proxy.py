@@ -115,7 +115,7 @@ class Nginx:
                 self.process.wait()
 
 
-def render(prefix: Path, upstreams: list[str]) -> Nginx:
+def render(prefix: Path, upstreams: list[str], worker_connections: int = 256) -> Nginx:
     """Write ``prefix/nginx.conf`` (a main file including the site file) for ``upstreams``."""
     prefix.mkdir(parents=True, exist_ok=True)
     cert, key = self_signed_cert(prefix)
@@ -148,7 +148,7 @@ def render(prefix: Path, upstreams: list[str]) -> Nginx:
     (prefix / "nginx.conf").write_text(
         f"{user}pid {prefix / 'nginx.pid'};\n"
         "worker_processes 1;\n"
-        "events { worker_connections 256; }\n"
+        f"events {{ worker_connections {worker_connections}; }}\n"
         "http {\n"
         "    include /etc/nginx/mime.types;\n"
         f"    access_log {prefix / 'access.log'};\n"
