@@ -88,7 +88,9 @@ def test_no_fix_from_gpsd_yields_none(
     tmp_path: Path, gpsfake: GpsFake, run_source: RunSource
 ) -> None:
     start = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-    path = write_route(tmp_path / "nofix.nmea", 1, start, 40, cold_start_s=40)
+    # gpsfake replays at once (-n), client or not: a long cold start leaves a loaded machine
+    # time to connect while the log is still in its no-fix part (40 s failed once in CI).
+    path = write_route(tmp_path / "nofix.nmea", 1, start, 40, cold_start_s=240)
     port = free_port()
     # Idle ticks every minute: every None seen here is gpsd saying "no fix".
     source = GpsdSource("127.0.0.1", port, read_timeout=60, reconnect_delay=0.05, idle_s=60)
