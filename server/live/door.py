@@ -11,10 +11,17 @@ upgrade's status) and a reason; admitted, it goes on into the app, and its
 place is given back when the stream ends. A refusal is counted
 (``public_streams_refused`` in ``/metrics``), not logged one by one: under a
 flood the log would be the flood.
+
+An address that has spent its PUBLIC_CONNECTS budget gets its refusal only
+after ``SLOW_DOWN_S``: a client reconnecting in a loop then costs one
+handshake a second instead of as many as it can make (D77). At most
+``SLOWED_MAX`` refusals wait at once, each holding a descriptor; past that
+they are answered at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +31,8 @@ from server.live.close_codes import CLOSE_TRY_LATER
 from server.live.gate import PublicGate
 
 PATH = "/ws/public"
+SLOW_DOWN_S = 1.0
+SLOWED_MAX = 64
 
 
 class RiderDoor:
@@ -31,6 +40,7 @@ class RiderDoor:
         self.app = app
         # The gate belongs to the live bus, which the app builds at startup.
         self._gate = gate
+        self._slowed = 0
 
     async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket" or scope["path"] != PATH:
@@ -41,6 +51,12 @@ class RiderDoor:
         gate = self._gate()
         refused = gate.admit(address)
         if refused is not None:
+            if gate.spent(address) and self._slowed < SLOWED_MAX:
+                self._slowed += 1
+                try:
+                    await asyncio.sleep(SLOW_DOWN_S)
+                finally:
+                    self._slowed -= 1
             await receive()  # the connect event
             accept: Any = {"type": "websocket.accept"}
             await send(accept)

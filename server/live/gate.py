@@ -5,10 +5,11 @@ botnet) from holding every file descriptor the process has, and with them
 the agents' ingest and the operators' console. So:
 
 - one client address holds at most PUBLIC_STREAMS_PER_ADDRESS public streams;
-- one client address opens at most PUBLIC_CONNECTS of them in a period (a token
-  bucket per address, in this process): a rider closed for flooding (1008) or
-  turned away cannot make reconnecting its flood, each new stream costing a
-  snapshot;
+- one client address tries at most PUBLIC_CONNECTS of them in a period (a token
+  bucket per address, in this process; every try counts, let in or not): a
+  rider turned away cannot make reconnecting its flood, each new stream costing
+  a snapshot and each refusal a handshake. Past its budget an address is
+  ``spent``: its refusals are slowed (server/live/door.py);
 - the process holds at most PUBLIC_STREAMS_MAX of them, and never more than
   its descriptor limit (``RLIMIT_NOFILE``) minus FD_RESERVE: what is left is
   for ingest, operators, the database and Redis.
@@ -64,8 +65,9 @@ class PublicGate:
 
     def admit(self, address: str) -> str | None:
         """None if a stream from ``address`` may open (and is counted); else why not."""
+        within_budget = self._bucket(address).take()
         reason = self.refusal(address)
-        if reason is None and not self._bucket(address).take():
+        if reason is None and not within_budget:
             reason = f"too many new public streams from your address; retry in {RETRY_AFTER_S} s"
         if reason is not None:
             self.refused += 1
@@ -73,6 +75,11 @@ class PublicGate:
         self._by_address[address] += 1
         self.open += 1
         return None
+
+    def spent(self, address: str) -> bool:
+        """True when ``address`` has tried more streams than its budget lets it now."""
+        bucket = self._buckets.get(address)
+        return bucket is not None and bucket.wait_s() > 0.0
 
     def _bucket(self, address: str) -> MessageBudget:
         bucket = self._buckets.get(address)

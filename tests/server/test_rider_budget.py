@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from server.live.budget import MessageBudget
+from server.live.door import SLOW_DOWN_S
 from server.settings import RateLimit
 from tests.server.live_client import fix, live_ws, post_fixes
 from tests.server.running import RunningServer
@@ -86,11 +87,14 @@ def test_an_address_reconnecting_in_a_loop_is_turned_away_and_others_are_not(
     for _ in range(3):
         with live_ws(server.url, "/ws/public") as rider:
             rider.snapshot()
+    started = time.monotonic()
     with live_ws(server.url, "/ws/public") as again, pytest.raises(ConnectionClosed) as closed:
         again.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1013
     assert "new public streams" in closed.value.rcvd.reason
+    # Past its budget an address waits for its refusal, so a reconnect loop slows down.
+    assert time.monotonic() - started >= SLOW_DOWN_S
     # SSE shares the budget: the same address gets the stream's close event (1013), not a stream.
     r = httpx.get(f"{server.url}/v1/live/public/stream", timeout=10)
     close = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
