@@ -273,7 +273,7 @@ async def run(args: argparse.Namespace) -> None:
         others = "nginx and riders" if proxy else "riders"
         where = f"server and agent on core {cores[0]}, {others} on {cores[1:]}"
         print(where if pin else "unpinned")
-        await ingest_p99(url, token, args.posts // 3, tls)  # warm-up: first writes, caches
+        await ingest_p99(url, token, args.posts, tls)  # warm-up: first writes, caches, GC
         ratios, empty_ratios = [], []
         for round_ in range(1, args.rounds + 1):
             idle = await ingest_p99(url, token, args.posts, tls)
