@@ -56,34 +56,12 @@ import websockets
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.live_bench import cpu_seconds, free_port, pct, rss_bytes  # noqa: E402
 from server.auth import hash_device_token, new_device_token  # noqa: E402
 from server.store import open_store  # noqa: E402
 
 PER_ADDRESS = 50
 SUBSCRIBE = json.dumps({"type": "subscribe", "routes": ["1", "2"]})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 async def seed(data_dir: Path) -> str:
@@ -97,29 +75,22 @@ async def seed(data_dir: Path) -> str:
     return token
 
 
-async def ingest_p99(url: str, token: str, posts: int, tls: ssl.SSLContext | None) -> float:
+async def p99_of(url: str, requests: int, tls: ssl.SSLContext | None, token: str = "") -> float:
+    """The p99 of an agent's telemetry POSTs (one fix each, keep-alive), or without a token
+    of ``GET /health``, which does nothing: what any request costs on this box."""
     timings: list[float] = []
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(headers=headers, verify=tls or True) as client:
-        for _ in range(posts):
-            fix = {"t": datetime.now(UTC).isoformat(), "lat": 45.0, "lon": 9.0}
-            started = time.perf_counter()
-            r = await client.post(f"{url}/v1/telemetry/location", json={"fixes": [fix]})
-            timings.append(time.perf_counter() - started)
-            assert r.status_code == 200, r.text
-    return p99(timings)
-
-
-async def empty_p99(url: str, requests: int, tls: ssl.SSLContext | None) -> float:
-    """The same for ``/health``, which does nothing: what any request costs on this box."""
-    timings: list[float] = []
-    async with httpx.AsyncClient(verify=tls or True) as client:
         for _ in range(requests):
             started = time.perf_counter()
-            r = await client.get(f"{url}/health")
+            if token:
+                fix = {"t": datetime.now(UTC).isoformat(), "lat": 45.0, "lon": 9.0}
+                r = await client.post(f"{url}/v1/telemetry/location", json={"fixes": [fix]})
+            else:
+                r = await client.get(f"{url}/health")
             timings.append(time.perf_counter() - started)
             assert r.status_code == 200, r.text
-    return p99(timings)
+    return pct(timings, 0.99)
 
 
 def address(n: int) -> str:
@@ -249,13 +220,11 @@ async def run(args: argparse.Namespace) -> None:
 
             proxy = render(data / "nginx", [f"127.0.0.1:{port}"], worker_connections=4096)
             proxy.start()
-            if pin:
-                os.sched_setaffinity(0, {cores[0]})  # the agent: with the server
             cafile = str(proxy.prefix / "fullchain.pem")
             tls = ssl.create_default_context(cafile=cafile)
             url = proxy.https
             front = ["--riders", str(proxy.https_port), "--cafile", cafile]
-        before = rss_mb(proc.pid)
+        before = rss_bytes(proc.pid) / 2**20
         riders = subprocess.Popen(
             [sys.executable, __file__, *front, "--knockers", str(args.knockers)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
@@ -265,7 +234,7 @@ async def run(args: argparse.Namespace) -> None:
         held = int(riders.stdout.readline().split()[1])
         cap = nofile - 512  # FD_RESERVE's default
         print(f"riders held before the cap: {held} (cap {cap}: {held / cap:.2f}x)")
-        grown = rss_mb(proc.pid) - before
+        grown = rss_bytes(proc.pid) / 2**20 - before
         print(f"server memory: {before:.0f} MB before them, +{grown:.0f} MB with them"
               f" ({grown * 1024 / max(held, 1):.0f} kB a rider)")  # fmt: skip
         if pin:
@@ -273,18 +242,18 @@ async def run(args: argparse.Namespace) -> None:
         others = "nginx and riders" if proxy else "riders"
         where = f"server and agent on core {cores[0]}, {others} on {cores[1:]}"
         print(where if pin else "unpinned")
-        await ingest_p99(url, token, args.posts, tls)  # warm-up: first writes, caches, GC
+        await p99_of(url, args.posts, tls, token)  # warm-up: first writes, caches, GC
         ratios, empty_ratios = [], []
         for round_ in range(1, args.rounds + 1):
-            idle = await ingest_p99(url, token, args.posts, tls)
-            empty_idle = await empty_p99(url, args.posts, tls)
+            idle = await p99_of(url, args.posts, tls, token)
+            empty_idle = await p99_of(url, args.posts, tls)
             riders.stdin.write("go\n")
             riders.stdin.flush()
             await asyncio.sleep(1.0)  # let the flood reach its pace
-            cpu, started = cpu_s(proc.pid), time.monotonic()
-            loaded = await ingest_p99(url, token, args.posts, tls)
-            busy = (cpu_s(proc.pid) - cpu) / (time.monotonic() - started)
-            empty_loaded = await empty_p99(url, args.posts, tls)
+            cpu, started = cpu_seconds(proc.pid), time.monotonic()
+            loaded = await p99_of(url, args.posts, tls, token)
+            busy = (cpu_seconds(proc.pid) - cpu) / (time.monotonic() - started)
+            empty_loaded = await p99_of(url, args.posts, tls)
             riders.stdin.write("stop\n")
             riders.stdin.flush()
             _, refused, _, sent, _, open_ = riders.stdout.readline().split()
@@ -296,7 +265,7 @@ async def run(args: argparse.Namespace) -> None:
                 f" -> {empty_loaded * 1000:.1f} ms = {empty_ratios[-1]:.2f}x);"
                 f" riders sent {sent} subscribes,"
                 f" {open_} of {held} still open, {refused} reconnects refused;"
-                f" server busy {busy:.0%}, {rss_mb(proc.pid):.0f} MB"
+                f" server busy {busy:.0%}, {rss_bytes(proc.pid) / 2**20:.0f} MB"
             )
         riders.stdin.write("done\n")
         riders.stdin.flush()

@@ -14,7 +14,7 @@ flood the log would be the flood.
 
 An address that has spent its PUBLIC_CONNECTS budget gets its refusal only
 after ``SLOW_DOWN_S``: a client reconnecting in a loop then costs one
-handshake a second instead of as many as it can make (D77). At most
+handshake a second instead of as many as it can make (D74). At most
 ``SLOWED_MAX`` refusals wait at once, each holding a descriptor; past that
 they are answered at once.
 """

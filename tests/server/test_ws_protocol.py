@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,16 +19,11 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.asyncio.client import connect
 
 from server.ws_protocol import PIECE_BYTES, MeteredWebSocketProtocol
+from tests.service_procs import free_port
 
 FRAMES = 5_000
 # A 1-byte text frame from a client: 2 bytes of header, 4 of mask, 1 of payload.
 FRAME_BYTES = 7
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SlowReader:
