@@ -25,7 +25,7 @@ from server.vehicle import EARTH_RADIUS_M
 LatLon = tuple[float, float]
 
 # Farther than this from a shape is not on it: GTFS-Realtime validator E029's
-# buffer (also server/gtfs_rt/feed.py's OFF_SHAPE_M).
+# buffer (TRIP_BUFFER_METERS), for arrivals and the feed's off-shape check alike.
 NEAR_M = 200.0
 # Two nearest points of one passage closer than this along the shape are one passage.
 SAME_PASSAGE_M = 30.0
@@ -76,6 +76,17 @@ class ShapeLine:
             bearing = math.degrees(math.atan2(dx, dy)) % 360
             feet.append(Spot(run + t * length, off, bearing))
         return feet
+
+    def distance_m(self, lat: float, lon: float) -> float:
+        """How far the place is from the shape (from its point, for a one-point shape)."""
+        if not self._segments:
+            if not self.points:
+                return math.inf
+            (lat1, lon1) = self.points[0]
+            k = math.cos(math.radians(lat1)) * _M_PER_RAD
+            x, y = math.radians(lon - lon1) * k, math.radians(lat - lat1) * _M_PER_RAD
+            return math.hypot(x, y)
+        return min(foot.off_m for foot in self._feet(lat, lon))
 
     def locate(self, lat: float, lon: float, near_m: float = NEAR_M) -> tuple[Spot, ...]:
         """Every passage of the shape within ``near_m`` of the place: its nearest foot each.

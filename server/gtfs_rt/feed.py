@@ -11,7 +11,6 @@ schedule_relationship are always set), E052 (one entity per vehicle id).
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from datetime import UTC, datetime
 from google.transit import gtfs_realtime_pb2 as rt
 
 from server.gtfs.index import FeedIndex
+from server.gtfs.shapes import NEAR_M, ShapeLine
 
 MAX_AGE_S = 90  # the default of GTFS_RT_MAX_AGE
-OFF_SHAPE_M = 200.0  # validator E029's TRIP_BUFFER_METERS
 AREA_BUFFER_M = 1609.0  # validator E028's REGION_BUFFER_METERS
 MAX_SPEED_MS = 26.0  # validator W004's threshold: faster is a bad fix, not a bus
 VERSION = "2.0"
@@ -52,28 +51,6 @@ class Problem:
     trip_id: str | None = None
     route_id: str | None = None
     distance_m: float | None = None
-
-
-def _xy(lat: float, lon: float, lat0: float) -> tuple[float, float]:
-    r = 6_371_008.8
-    return math.radians(lon) * r * math.cos(math.radians(lat0)), math.radians(lat) * r
-
-
-def distance_to_shape_m(lat: float, lon: float, shape: list[tuple[float, float]]) -> float:
-    """The shortest distance from the point to the polyline (local flat projection)."""
-    if not shape:
-        return math.inf
-    px, py = _xy(lat, lon, lat)
-    best = math.inf
-    points = [_xy(a, b, lat) for a, b in shape]
-    if len(points) == 1:
-        points = points * 2
-    for (ax, ay), (bx, by) in itertools.pairwise(points):
-        dx, dy = bx - ax, by - ay
-        span = dx * dx + dy * dy
-        k = 0.0 if span == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / span))
-        best = min(best, math.hypot(px - ax - k * dx, py - ay - k * dy))
-    return best
 
 
 def build(
@@ -172,8 +149,8 @@ def _assignment(
         return trip.route_id, None, Problem(v.entity_id, v.label, kind, v.t, v.trip_id, route_id)
     shape = index.shapes.get(trip.shape_id or "")
     if shape:
-        off = distance_to_shape_m(v.lat, v.lon, shape)
-        if off > OFF_SHAPE_M:
+        off = ShapeLine(shape).distance_m(v.lat, v.lon)
+        if off > NEAR_M:
             problem = Problem(v.entity_id, v.label, "off_shape", v.t, v.trip_id, trip.route_id,
                               round(off, 1))  # fmt: skip
             return trip.route_id, None, problem

@@ -225,3 +225,17 @@ def test_a_feeds_loop_terminal_is_found_at_both_ends_of_its_shape() -> None:
     placed = place_stops(line, [(index.stops[s].lat, index.stops[s].lon) for s in order])
     assert placed[0] == 0 and placed[3] == pytest.approx(line.length_m)
     assert 0 < (placed[1] or 0) < (placed[2] or 0) < line.length_m
+
+
+def test_how_far_a_place_is_from_a_shape_of_any_length() -> None:
+    # The GTFS-Realtime feed's off-shape check (E029) asks this of every trip's shape.
+    street = ShapeLine([(45.0, 9.0), (45.0, 9.01)])
+    assert street.distance_m(45.001, 9.005) == pytest.approx(
+        distance_m(45.0, 9.005, 45.001, 9.005), rel=1e-3
+    )
+    assert street.distance_m(45.0, 9.005) == pytest.approx(0.0, abs=1e-6)
+    point = ShapeLine([(45.0, 9.0)])
+    assert point.distance_m(45.001, 9.0) == pytest.approx(
+        distance_m(45.0, 9.0, 45.001, 9.0), rel=1e-3
+    )
+    assert ShapeLine([]).distance_m(45.0, 9.0) == math.inf

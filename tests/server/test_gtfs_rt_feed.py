@@ -9,7 +9,8 @@ from google.transit import gtfs_realtime_pb2 as rt
 
 from server.gtfs.index import FeedIndex
 from server.gtfs.parse import parse_feed
-from server.gtfs_rt.feed import FeedVehicle, build, distance_to_shape_m, header_time
+from server.gtfs.shapes import ShapeLine
+from server.gtfs_rt.feed import FeedVehicle, build, header_time
 from tests.server.gtfs_feeds import small_zip
 
 INDEX = FeedIndex(parse_feed(io.BytesIO(small_zip())), "v1")
@@ -108,7 +109,7 @@ def test_off_shape_vehicle_is_flagged_and_published_without_its_trip() -> None:
     assert problem.kind == "off_shape" and problem.distance_m is not None
     assert problem.distance_m > 200
     near = bus(trip_id="T1", route_id="R1")  # on Corso Buenos Aires
-    assert distance_to_shape_m(near.lat, near.lon, INDEX.shapes["SH1"]) < 50
+    assert ShapeLine(INDEX.shapes["SH1"]).distance_m(near.lat, near.lon) < 50
 
 
 def test_unknown_routes_and_trips_are_not_published() -> None:
