@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import Any
 
+from server.model import AuditMatch
 from server.store.base import VEHICLE_FIELDS
 from server.store.sql import DEVICE_COLS, numbered
 
@@ -111,3 +113,13 @@ class FleetStatements:
 
 SQLITE = FleetStatements()
 POSTGRES = SQLITE.numbered()
+
+
+# Past every id: the newest entries, when no ``before`` is given.
+_NO_ID = 2**63 - 1
+
+
+def audit_params(limit: int, before: int | None, match: AuditMatch | None) -> tuple[Any, ...]:
+    """``audit_entries``' parameters, in its order, for either store."""
+    m = match or AuditMatch()
+    return (before or _NO_ID, m.actor, m.action, m.target_type, m.target_id, limit)

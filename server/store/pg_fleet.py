@@ -27,7 +27,6 @@ from server.store.rows import Rows
 from server.store.sql import POSTGRES as SQL
 
 _ROWS = Rows(lambda value: value)
-_NO_ID = 2**63 - 1
 
 
 async def set_token(conn: Any, device_id: int, token_hash: str, now: datetime) -> bool:
@@ -169,9 +168,5 @@ class PostgisFleet:
     async def audit_entries(
         self, limit: int, before: int | None = None, match: AuditMatch | None = None
     ) -> list[AuditEntry]:
-        m = match or AuditMatch()
-        rows = await self._fetch(
-            FLEET.audit_entries,
-            *(before or _NO_ID, m.actor, m.action, m.target_type, m.target_id, limit),
-        )
+        rows = await self._fetch(FLEET.audit_entries, *fleet_sql.audit_params(limit, before, match))
         return [_ROWS.audit(r) for r in rows]

@@ -28,7 +28,6 @@ from server.store.sql import SQLITE as SQL
 
 T = TypeVar("T")
 _ROWS = Rows(schema.from_us)
-_NO_ID = 2**63 - 1
 
 
 def _us(t: datetime | None) -> int | None:
@@ -212,9 +211,5 @@ class SqliteFleet:
     async def audit_entries(
         self, limit: int, before: int | None = None, match: AuditMatch | None = None
     ) -> list[AuditEntry]:
-        m = match or AuditMatch()
-        rows = await self._rows(
-            FLEET.audit_entries,
-            *(before or _NO_ID, m.actor, m.action, m.target_type, m.target_id, limit),
-        )
+        rows = await self._rows(FLEET.audit_entries, *fleet_sql.audit_params(limit, before, match))
         return [_ROWS.audit(r) for r in rows]
