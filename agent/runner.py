@@ -20,7 +20,6 @@ The rules are in agent/status/snapshot.py.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -89,7 +88,9 @@ def kernel_clock_synced() -> bool:
     """What ``timedatectl`` calls "System clock synchronized": chrony or timesyncd
     clear STA_UNSYNC once the clock is disciplined. Unknown counts as unsynced."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # dlopen(NULL): libc is already in the process, and find_library("c") would
+        # run `ldconfig -p` in a child process at every check.
+        libc = ctypes.CDLL(None, use_errno=True)
         tx = _Timex()
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):

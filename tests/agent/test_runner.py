@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -251,3 +252,18 @@ def test_clock_check_modes() -> None:
     assert ClockCheck("synced")() is True
     assert ClockCheck("unsynced")() is False
     assert ClockCheck("auto")() == kernel_clock_synced()
+
+
+def test_the_clock_check_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # It runs once a minute on the bus; ctypes.util.find_library("c") ran `ldconfig -p`
+    # each time, a stray child the demo's stop test caught as a defunct process.
+    started: list[object] = []
+    real = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        started.append(args[0] if args else kwargs.get("args"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    kernel_clock_synced()
+    assert started == []
