@@ -101,10 +101,14 @@ async def _serve(
     import uvicorn
 
     from server.app import create_app
+    from server.logs import configure_logging
+    from server.serving import uvicorn_options
 
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
-    )
+    # Quiet, so the sign-in and URLs stay in view; what does get logged goes
+    # through the same redaction as the server's.
+    configure_logging(settings.http.log_format, "warning")
+    options = {**uvicorn_options(settings), "log_level": "warning"}
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, **options))
     # uvicorn stops gracefully on SIGINT/SIGTERM and then raises the signal again
     # against the handler it found. Python's default for SIGTERM ends the process
     # on the spot, before the agents below are stopped: they would keep running,

@@ -18,8 +18,8 @@ from litestar.handlers import BaseRouteHandler
 
 from server.app import create_app
 from server.auth import hash_device_token, hash_password, new_device_token
-from server.cli import uvicorn_options
 from server.model import Device, Role, User
+from server.serving import uvicorn_options
 from server.settings import Settings
 from server.store import open_store
 from server.store.base import Store
