@@ -21,6 +21,7 @@ from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 
 from server.access import access
+from server.audit import record
 from server.auth import Claims, InvalidToken, Principal, hash_password, new_family, verify_password
 from server.http import ApiError, services
 from server.model import User
@@ -198,5 +199,8 @@ async def change_password(
     changed = await svc.store.update_user(user.id, password_hash=hash_password(new))
     if changed is None:
         raise ApiError(401, "user no longer exists")
+    # As an admin's reset is recorded (server/users.py), with the person as the actor.
+    await record(svc.store, principal, "user.update", "user", user.id,
+                 username=user.username, password="set")  # fmt: skip
     await svc.end_streams("password changed; sign in again", user_id=user.id)
     return await start_sign_in(svc, changed)

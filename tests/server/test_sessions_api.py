@@ -76,6 +76,19 @@ def test_changing_ones_own_password(server: RunningServer) -> None:
     assert _fleet(server, mine) == 401 and _fleet(server, other) == 401
     assert _login(server).status_code == 401
     assert _login(server, "n3w-password").status_code == 200
+    # An admin sees who changed it, and only the change that happened.
+    server.add_user("root", PASSWORD, "admin")
+    admin = httpx.post(
+        f"{server.url}/v1/auth/login", json={"username": "root", "password": PASSWORD}
+    ).json()
+    audit = httpx.get(
+        f"{server.url}/v1/audit?target_type=user",
+        headers={"Authorization": f"Bearer {admin['access_token']}"},
+    ).json()
+    assert [(e["action"], e["actor"], e["detail"]) for e in audit] == [
+        ("user.update", "alice", {"username": "alice", "password": "set"})
+    ]
+    assert "n3w-password" not in str(audit) and "wrong-one" not in str(audit)
 
 
 def test_only_failed_sign_ins_count_and_a_huge_body_is_413(server: RunningServer) -> None:
