@@ -16,7 +16,7 @@ from litestar import Request, get
 
 from server.access import access
 from server.auth import Principal
-from server.http import ApiError, services
+from server.http import ApiError, query_time, services
 from server.model import AuditEntry, AuditMatch
 from server.store.base import Fleet
 from server.vehicle import iso
@@ -85,9 +85,12 @@ async def list_audit(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
     limit = _int_param(query.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     before = _int_param(query.get("before"), "before", None, 1, 2**63 - 1)
     assert limit is not None
+    # A time range as for tracks: from its start up to just before its end.
+    since, until = query_time("from", query.get("from")), query_time("to", query.get("to"))
+    if since and until and since >= until:
+        raise ApiError(422, "from: must be before to")
     # Exact matches, each optional: "what happened to bus 17", "what did olga do".
-    match = AuditMatch(
-        *(_text_param(query.get(k), k) for k in ("actor", "action", "target_type", "target_id"))
-    )
+    keys = ("actor", "action", "target_type", "target_id")
+    match = AuditMatch(**{k: _text_param(query.get(k), k) for k in keys}, since=since, until=until)
     entries = await services(request).store.audit_entries(limit, before, match)
     return [audit_json(e) for e in entries]

@@ -5,8 +5,10 @@ Who may call a route is ``server/access.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from litestar import Request, Response
@@ -15,6 +17,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from server.services import Services
 from server.store.base import StoreUnavailable
+from server.validation import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,23 @@ class ApiError(HTTPException):
 # How long a client should wait when the database is away; short, because
 # agents keep their buffer and retry with jitter anyway.
 STORE_RETRY_AFTER_S = 5
+
+
+def query_time(name: str, value: str | None) -> datetime | None:
+    """ISO 8601 with an offset, or epoch seconds; 422 naming ``name`` otherwise."""
+    if value is None:
+        return None
+    raw: Any = value
+    with contextlib.suppress(ValueError):
+        raw = float(value)
+    try:
+        return parse_time(raw)
+    except ValueError as exc:
+        # parse_time speaks of the fix field "t"; the caller knows it as ``name``.
+        reason = str(exc).removeprefix("t: ")
+        raise ApiError(422, f"{name}: {reason}") from None
+    except (OverflowError, OSError):
+        raise ApiError(422, f"{name}: out of range") from None
 
 
 def store_unavailable(headers: dict[str, str] | None = None) -> ApiError:

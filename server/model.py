@@ -193,9 +193,12 @@ class AuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class AuditMatch:
-    """Which audit entries to list: each field set must equal the entry's (None: any)."""
+    """Which audit entries to list: each field set must equal the entry's (None: any);
+    ``since`` and ``until`` bound its time, from ``since`` up to just before ``until``."""
 
     actor: str | None = None
     action: str | None = None
     target_type: str | None = None
     target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None

@@ -6,7 +6,6 @@ gets a 422 with a reason naming the parameter, like the rest of the API.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -17,11 +16,10 @@ from litestar.params import FromPath, QueryParameter
 
 from server.access import access
 from server.devices import MAX_ID
-from server.http import ApiError, services
+from server.http import ApiError, query_time, services
 from server.model import Device, FixIn
 from server.simplify import simplify
 from server.store.base import Registry
-from server.validation import parse_time
 from server.vehicle import distance_m, iso, operator_view, vehicle_state
 
 MAX_TRACK_RANGE = timedelta(days=7)
@@ -65,23 +63,6 @@ def number_param(
         description=description,
         schema_extra={"type": kind, "one_of": None, "minimum": lo, "maximum": hi},
     )
-
-
-def query_time(name: str, value: str | None) -> datetime | None:
-    """ISO 8601 with an offset, or epoch seconds; 422 naming ``name`` otherwise."""
-    if value is None:
-        return None
-    raw: Any = value
-    with contextlib.suppress(ValueError):
-        raw = float(value)
-    try:
-        return parse_time(raw)
-    except ValueError as exc:
-        # parse_time speaks of the fix field "t"; the caller knows it as ``name``.
-        reason = str(exc).removeprefix("t: ")
-        raise ApiError(422, f"{name}: {reason}") from None
-    except (OverflowError, OSError):
-        raise ApiError(422, f"{name}: out of range") from None
 
 
 def query_number(name: str, value: str | None, lo: float, hi: float) -> float | None:

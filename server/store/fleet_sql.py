@@ -6,8 +6,9 @@ are bound as each store binds them (epoch microseconds on SQLite).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from server.model import AuditMatch
@@ -101,10 +102,12 @@ class FleetStatements:
     )
     # A NULL filter matches every row: coalesce(?, col) is the column itself then, and its
     # type tells PostgreSQL the parameter's.
-    audit_entries: str = (  # before id, actor, action, target_type, target_id, limit
+    # before id, actor, action, target_type, target_id, since, until, limit
+    audit_entries: str = (
         f"SELECT {AUDIT_COLS} FROM audit_log WHERE id < ? AND actor = coalesce(?, actor)"
         " AND action = coalesce(?, action) AND target_type = coalesce(?, target_type)"
-        " AND target_id = coalesce(?, target_id) ORDER BY id DESC LIMIT ?"
+        " AND target_id = coalesce(?, target_id) AND at >= ? AND at < ?"
+        " ORDER BY id DESC LIMIT ?"
     )
 
     def numbered(self) -> FleetStatements:
@@ -117,9 +120,23 @@ POSTGRES = SQLITE.numbered()
 
 # Past every id: the newest entries, when no ``before`` is given.
 _NO_ID = 2**63 - 1
+# Before and after every entry, when no time bound is given; both stores hold these.
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
-def audit_params(limit: int, before: int | None, match: AuditMatch | None) -> tuple[Any, ...]:
-    """``audit_entries``' parameters, in its order, for either store."""
+def _same(t: datetime) -> Any:
+    return t
+
+
+def audit_params(
+    limit: int,
+    before: int | None,
+    match: AuditMatch | None,
+    bind_time: Callable[[datetime], Any] = _same,
+) -> tuple[Any, ...]:
+    """``audit_entries``' parameters, in its order, for either store; ``bind_time``
+    turns a time into what the store compares (epoch microseconds on SQLite)."""
     m = match or AuditMatch()
-    return (before or _NO_ID, m.actor, m.action, m.target_type, m.target_id, limit)
+    since, until = bind_time(m.since or _EARLIEST), bind_time(m.until or _LATEST)
+    return (before or _NO_ID, m.actor, m.action, m.target_type, m.target_id, since, until, limit)

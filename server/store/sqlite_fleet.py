@@ -211,5 +211,6 @@ class SqliteFleet:
     async def audit_entries(
         self, limit: int, before: int | None = None, match: AuditMatch | None = None
     ) -> list[AuditEntry]:
-        rows = await self._rows(FLEET.audit_entries, *fleet_sql.audit_params(limit, before, match))
+        params = fleet_sql.audit_params(limit, before, match, schema.to_us)
+        rows = await self._rows(FLEET.audit_entries, *params)
         return [_ROWS.audit(r) for r in rows]

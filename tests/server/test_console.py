@@ -304,6 +304,28 @@ def test_an_admin_reads_in_the_audit_tab_who_did_what_and_pages_back(
     expect(page.get_by_role("button", name="Older")).to_have_count(0)
     screenshot(page, "console-audit-older")
 
+    # Days, in the browser's time zone (this machine's): one entry three days ago, at noon.
+    noon = datetime.now().astimezone().replace(hour=12, minute=0, second=0, microsecond=0)
+    then = noon - timedelta(days=3)
+    console._with_store(lambda store: store.add_audit(
+        AuditEntry(then.astimezone(UTC), "cli", "enrollment.issue", "device", "999999",
+                   {"n": "old"})))  # fmt: skip
+    page.get_by_label("From").fill(then.date().isoformat())
+    page.get_by_label("To").fill(then.date().isoformat())
+    page.get_by_role("button", name="Filter", exact=True).click()
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator("td").nth(4)).to_have_text("n: old")
+    screenshot(page, "console-audit-days")
+    # From the day after: everything but that entry, the newest first.
+    page.get_by_label("From").fill((then + timedelta(days=1)).date().isoformat())
+    page.get_by_label("To").fill("")
+    page.get_by_role("button", name="Filter", exact=True).click()
+    expect(rows.first.locator("td").nth(4)).to_have_text("n: 59")
+    page.get_by_role("button", name="Older").click()
+    expect(rows).to_have_count(63)
+    page.get_by_role("button", name="Clear filters").click()
+    expect(page.get_by_label("From")).to_have_value("")
+
 
 def test_on_a_tablet_the_detail_covers_the_map_and_closes_with_escape(
     console: RunningServer, buses: dict[str, tuple[Device, str]], browser: Browser, desk: Page

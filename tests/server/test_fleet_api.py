@@ -248,6 +248,8 @@ def test_a_share_link_shows_one_vehicle_until_revoked_or_expired(fleet: RunningS
 
 def test_the_audit_log_says_who_did_what_newest_first(fleet: RunningServer) -> None:
     device, _ = fleet.add_device("audited-1")
+    # Twice: the first is the page before the newest four, whatever ran before this test.
+    call(fleet, "POST", f"/v1/devices/{device.id}/rotate", "admin")
     call(fleet, "POST", f"/v1/devices/{device.id}/rotate", "admin")
     call(fleet, "PATCH", f"/v1/devices/{device.id}", json={"in_service": False})
     bus = call(fleet, "POST", "/v1/vehicles", json={"label": "Audited bus"}).json()
@@ -286,6 +288,19 @@ def test_the_audit_log_lists_one_records_or_one_actors_actions(fleet: RunningSer
     refused = call(fleet, "GET", "/v1/audit?actor=" + "x" * 201, "admin")
     assert refused.status_code == 422 and "actor" in refused.json()["error"]
     assert call(fleet, "GET", "/v1/audit?action=a%00b", "admin").status_code == 422
+    # A time range: everything above happened within the last minute and before now.
+    now = datetime.now(UTC)
+    stamp = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+    recent = f"{on_first}&from={stamp(now - timedelta(minutes=1))}&to={stamp(now)}"
+    assert [e["id"] for e in call(fleet, "GET", recent, "admin").json()] == [
+        e["id"] for e in entries
+    ]
+    since_now = call(fleet, "GET", f"{on_first}&from={stamp(now)}", "admin")
+    assert since_now.json() == []
+    backwards = call(fleet, "GET", f"/v1/audit?from={stamp(now)}&to={stamp(now)}", "admin")
+    assert (backwards.status_code, backwards.json()) == (422, {"error": "from: must be before to"})
+    bad = call(fleet, "GET", "/v1/audit?to=yesterday", "admin")
+    assert bad.status_code == 422 and bad.json()["error"].startswith("to: "), bad.text
 
 
 def test_account_and_route_changes_are_in_the_audit_log(fleet: RunningServer) -> None:

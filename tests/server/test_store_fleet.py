@@ -145,3 +145,16 @@ async def test_share_links_and_the_audit_log(store: Store) -> None:
     on_vehicle_1 = AuditMatch(target_type="vehicle", target_id="1")
     assert [e.action for e in await store.audit_entries(1, match=on_vehicle_1)] == ["a2"]
     assert await store.audit_entries(10, match=AuditMatch(actor="olga", action="a1")) == []
+    # A time range: from its start, up to just before its end.
+    later = await store.add_audit(
+        AuditEntry(NOW + timedelta(hours=2), "olga", "a9", "user", "1", {})
+    )
+    hour = timedelta(hours=1)
+    assert [e.id for e in await store.audit_entries(10, match=AuditMatch(since=NOW + hour))] == [
+        later.id
+    ]
+    until_now = AuditMatch(actor="olga", until=NOW + 2 * hour)
+    assert [e.id for e in await store.audit_entries(10, match=until_now)] == [other.id]
+    exactly = AuditMatch(since=NOW, until=NOW + timedelta(microseconds=1))
+    assert len(await store.audit_entries(10, match=exactly)) == 4
+    assert await store.audit_entries(10, match=AuditMatch(until=NOW)) == []

@@ -1,11 +1,12 @@
 // The audit log (admins only): who did what to which record, newest first, from
-// GET /v1/audit; filtered by the server (actor, action, record), paged with "Older".
+// GET /v1/audit; filtered by the server (actor, action, record, days), paged with "Older".
 import { api } from "./api.js";
 import { ago } from "./fleet.js";
 import { loadRoutes } from "./routes.js";
 
 const esc = (x) => String(x ?? "").replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
 const PAGE = 50;
+const NO_MATCH = { actor: "", action: "", target: "", from: "", to: "" };
 const GROUPS = [["device", "Devices"], ["vehicle", "Vehicles"], ["route", "Routes"], ["user", "Users"]];
 // What the server records (docs/fleet.md); the select offers these, the table shows any.
 const ACTIONS = ["device.create", "device.update", "device.rotate", "device.revoke", "enrollment.issue",
@@ -19,6 +20,12 @@ function when(iso) {
     ` <span class="muted">${esc(ago(iso))}</span>`;
 }
 
+// Midnight starting a local day (``days`` later), as the server reads it: UTC ISO.
+function dayStart(day, days) {
+  const [y, m, d] = day.split("-").map(Number);
+  return new Date(y, m - 1, d + days).toISOString();
+}
+
 function detailText(detail) {
   return Object.entries(detail || {}).map(([k, v]) =>
     `${k}: ${v === null ? "none" : typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ");
@@ -27,7 +34,8 @@ function detailText(detail) {
 export class AuditPanel {
   constructor(root) {
     this.root = root; this.root.classList.add("panel");
-    this.match = { actor: "", action: "", target: "" }; // target: "device:12", "vehicle:3" or ""
+    // target: "device:12", "vehicle:3" or ""; from, to: local days ("2026-12-01") or "".
+    this.match = { ...NO_MATCH };
     this.entries = []; this.more = false; this.names = new Map();
     this.root.addEventListener("click", (e) => { if (e.target.closest("#audit-older")) this.older(); });
   }
@@ -40,6 +48,9 @@ export class AuditPanel {
       const at = this.match.target.indexOf(":"); // a route id may hold ":" itself
       q.set("target_type", this.match.target.slice(0, at)); q.set("target_id", this.match.target.slice(at + 1));
     }
+    // Whole local days, "to" included: the server's range ends just before the next midnight.
+    if (this.match.from) q.set("from", dayStart(this.match.from, 0));
+    if (this.match.to) q.set("to", dayStart(this.match.to, 1));
     if (before) q.set("before", String(before));
     return `/v1/audit?${q}`;
   }
@@ -97,13 +108,15 @@ export class AuditPanel {
         .sort((a, b) => String(a[1]).localeCompare(String(b[1]), undefined, { numeric: true }));
       return list.length ? `<optgroup label="${heading}">${list.map(([k, name]) => opt(k, `${type} ${name}`, m.target)).join("")}</optgroup>` : "";
     }).join("");
-    const filtered = m.actor.trim() || m.action || m.target;
+    const filtered = m.actor.trim() || m.action || m.target || m.from || m.to;
     const empty = filtered ? "No actions match these filters." : "No actions recorded yet.";
     this.root.innerHTML = `<h2>Audit log</h2>
       <form id="audit-filter">
         <label>Who <input name="actor" value="${esc(m.actor)}" placeholder="username" autocomplete="off"></label>
         <label>Action <select name="action">${opt("", "any", m.action)}${ACTIONS.map((a) => opt(a, a, m.action)).join("")}</select></label>
         <label>Record <select name="target">${opt("", "any record", m.target)}${gone}${groups}</select></label>
+        <label>From <input type="date" name="from" value="${esc(m.from)}"></label>
+        <label>To <input type="date" name="to" value="${esc(m.to)}"></label>
         <button type="submit">Filter</button>
         ${filtered ? `<button type="button" class="quiet" id="audit-clear">Clear filters</button>` : ""}
       </form>
@@ -118,13 +131,19 @@ export class AuditPanel {
     const form = this.root.querySelector("#audit-filter");
     const apply = () => {
       const data = new FormData(form);
-      this.match = { actor: data.get("actor"), action: data.get("action"), target: data.get("target") };
+      this.match = { actor: data.get("actor"), action: data.get("action"), target: data.get("target"),
+        from: data.get("from"), to: data.get("to") };
+      // Swapped days mean the range between them, not a refusal.
+      if (this.match.from && this.match.to && this.match.from > this.match.to) {
+        [this.match.from, this.match.to] = [this.match.to, this.match.from];
+      }
       this.busy(this.render());
     };
     form.onsubmit = (e) => { e.preventDefault(); apply(); };
+    // Days wait for Filter, like Who: typing a year fires change at every digit.
     form.querySelectorAll("select").forEach((s) => { s.onchange = apply; });
     const clear = this.root.querySelector("#audit-clear");
-    if (clear) clear.onclick = () => { this.match = { actor: "", action: "", target: "" }; this.busy(this.render()); };
+    if (clear) clear.onclick = () => { this.match = { ...NO_MATCH }; this.busy(this.render()); };
   }
 
   // Busy until the new rows are in, as for a visit (main.js): what shows before is the old filter's.
