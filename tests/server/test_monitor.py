@@ -7,6 +7,7 @@ of the fleet offline) in plain words, without a reload.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -63,6 +64,9 @@ def test_the_wallboard_counts_the_fleet_and_raises_the_offline_alert(
     wait_in_page(page, "Number(document.querySelector('#fpm').textContent) >= 4")
     screenshot(page, "monitor-all-online")
     expect(page.locator("#offline")).to_have_text("1", timeout=15_000)
+    # Which one, and since when: the list under the tiles names it.
+    heard = re.compile(r"^bus-4: offline, last heard \d+ s ago$")
+    expect(page.locator("#dark li")).to_have_text(heard)
     for i, token in enumerate(tokens[:3]):
         report(wall, token, 45.48 + i / 1000)
     expect(page.get_by_role("alert").filter(has_text="ALERT")).to_have_text(

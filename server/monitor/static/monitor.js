@@ -1,11 +1,12 @@
 // The wallboard: counts from the live stream, the rest from /v1/fleet/summary.
 import { api, login, session, signedIn } from "/console/api.js";
-import { Fleet } from "/console/fleet.js";
+import { Fleet, ago, label } from "/console/fleet.js";
 import { LiveStream } from "/console/live.js";
 
 const $ = (s) => document.querySelector(s);
 const ALERT_SHARE = 0.1; // the seed plan's alert: more than 10% of the fleet offline
 const SUMMARY_EVERY_MS = 10000;
+const DARK_SHOWN = 10; // past this the list says how many more, so the tiles stay on screen
 const fleet = new Fleet();
 const live = new LiveStream();
 let summary = null;
@@ -13,8 +14,16 @@ let fixTimes = []; // arrival times of position changes seen on the stream, last
 
 const esc = (x) => String(x ?? "").replace(/[&<>"]/g, (ch) => `&#${ch.charCodeAt(0)};`);
 
-function list(el, items, text) {
-  el.innerHTML = items.length ? items.map((i) => `<li>${esc(text(i))}</li>`).join("") : `<li class="none">none</li>`;
+function list(el, items, text, most = Infinity) {
+  const shown = items.slice(0, most).map((i) => `<li>${esc(text(i))}</li>`);
+  if (items.length > most) shown.push(`<li class="none">and ${items.length - most} more</li>`);
+  el.innerHTML = shown.length ? shown.join("") : `<li class="none">none</li>`;
+}
+
+// Which buses the Offline tile counts, the latest to go quiet first: that is the news.
+function dark() {
+  return [...fleet.vehicles.values()].filter((v) => v.state === "offline" || v.state === "no_gps")
+    .sort((a, b) => String(b.last_seen || "").localeCompare(String(a.last_seen || "")));
 }
 
 function render() {
@@ -31,6 +40,8 @@ function render() {
   const alert = $("#alert");
   alert.hidden = !(share > ALERT_SHARE);
   alert.textContent = `ALERT: ${Math.round(share * 100)}% of the fleet offline (${offline} of ${inService})`;
+  list($("#dark"), dark(), (v) => `${label(v)}: ${v.state === "no_gps" ? "no GPS fix" : "offline"}, ` +
+    (v.last_seen ? `last heard ${ago(v.last_seen, now)}` : "never heard from"), DARK_SHOWN);
   list($("#backlogs"), summary?.growing_backlogs || [], (b) => `${b.name}: ${b.backlog} fixes waiting (was ${b.previous})`);
   const auth = summary?.auth_errors || [...fleet.vehicles.values()].filter((v) => v.auth_error_at && v.state !== "online")
     .map((v) => ({ name: v.name, at: v.auth_error_at }));
