@@ -24,6 +24,7 @@ from server.fleet import fleet_live
 from server.fleet_routes import FLEET_ROUTES
 from server.gtfs_rt.cache import FeedCache
 from server.gtfs_rt.route import ROUTES as GTFS_RT_ROUTES
+from server.head import HeadAsGet
 from server.headers import SecurityHeaders
 from server.http import error_response, services
 from server.ingest import post_location
@@ -195,8 +196,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
     if settings.http.api_docs:
         document(app, settings)
     # Around everything, the router's own 404s included: ids, access log, headers; in front
-    # of those, the riders' WebSocket gate (a refusal costs none of them).
-    handler = RequestLog(SecurityHeaders(app.asgi_handler))
+    # of those, the riders' WebSocket gate (a refusal costs none of them). HEAD is a GET
+    # to the router, and logged as the HEAD it was.
+    handler = RequestLog(SecurityHeaders(HeadAsGet(app.asgi_handler)))
     app.asgi_handler = RiderDoor(handler, lambda: live.bus.gate)
     return app
 
