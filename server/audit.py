@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, get
+from litestar.params import QueryParameter
 
 from server.access import access
 from server.auth import Principal
-from server.http import ApiError, query_time, services
+from server.http import ApiError, FromTime, ToTime, query_time, services
 from server.model import AuditEntry, AuditMatch
 from server.store.base import Fleet
 from server.vehicle import iso
@@ -79,18 +80,55 @@ def _text_param(raw: str | None, name: str) -> str | None:
     return raw
 
 
+# Read as text and checked here, so a bad value is our 422 naming it, not Litestar's 400.
+Limit = Annotated[
+    str | None,
+    QueryParameter(
+        name="limit", description=f"entries per page, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT})"
+    ),
+]
+Before = Annotated[
+    str | None, QueryParameter(name="before", description="an entry id: the page older than it")
+]
+Actor = Annotated[
+    str | None, QueryParameter(description="only this person's actions (a username, or cli)")
+]
+Action = Annotated[str | None, QueryParameter(description="only this action: device.revoke, ...")]
+TargetType = Annotated[
+    str | None, QueryParameter(description="only actions on this kind of record: device, ...")
+]
+TargetId = Annotated[
+    str | None, QueryParameter(description="only actions on the record with this id")
+]
+
+
 @get("/v1/audit", tags=["fleet"], summary="Operator actions, newest first", opt=access("admin"))
-async def list_audit(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-    query = request.query_params
-    limit = _int_param(query.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    before = _int_param(query.get("before"), "before", None, 1, 2**63 - 1)
+async def list_audit(
+    request: Request[Any, Any, Any],
+    limit_text: Limit = None,
+    before_text: Before = None,
+    actor: Actor = None,
+    action: Action = None,
+    target_type: TargetType = None,
+    target_id: TargetId = None,
+    start: FromTime = None,
+    end: ToTime = None,
+) -> list[dict[str, Any]]:
+    limit = _int_param(limit_text, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    before = _int_param(before_text, "before", None, 1, 2**63 - 1)
     assert limit is not None
     # A time range as for tracks: from its start up to just before its end.
-    since, until = query_time("from", query.get("from")), query_time("to", query.get("to"))
+    since, until = query_time("from", start), query_time("to", end)
     if since and until and since >= until:
         raise ApiError(422, "from: must be before to")
     # Exact matches, each optional: "what happened to bus 17", "what did olga do".
-    keys = ("actor", "action", "target_type", "target_id")
-    match = AuditMatch(**{k: _text_param(query.get(k), k) for k in keys}, since=since, until=until)
+    match = AuditMatch(
+        _text_param(actor, "actor"),
+        _text_param(action, "action"),
+        _text_param(target_type, "target_type"),
+        _text_param(target_id, "target_id"),
+        since,
+        until,
+    )
     entries = await services(request).store.audit_entries(limit, before, match)
     return [audit_json(e) for e in entries]

@@ -9,10 +9,11 @@ import contextlib
 import json
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import QueryParameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from server.services import Services
@@ -62,6 +63,16 @@ class ApiError(HTTPException):
 # How long a client should wait when the database is away; short, because
 # agents keep their buffer and retry with jitter anyway.
 STORE_RETRY_AFTER_S = 5
+
+
+# The ?from=&to= of the history routes (tracks, trips, events, the audit log), documented alike.
+FromTime = Annotated[
+    str | None, QueryParameter(name="from", description="ISO 8601 with offset, or epoch seconds")
+]
+ToTime = Annotated[
+    str | None,
+    QueryParameter(name="to", description="ISO 8601 with offset, or epoch seconds; default now"),
+]
 
 
 def query_time(name: str, value: str | None) -> datetime | None:

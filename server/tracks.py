@@ -16,7 +16,7 @@ from litestar.params import FromPath, QueryParameter
 
 from server.access import access
 from server.devices import MAX_ID
-from server.http import ApiError, query_time, services
+from server.http import ApiError, FromTime, ToTime, query_time, services
 from server.model import Device, FixIn
 from server.simplify import simplify
 from server.store.base import Registry
@@ -27,15 +27,6 @@ DEFAULT_TRACK_RANGE = timedelta(hours=1)
 DEFAULT_MAX_POINTS = 2000
 MAX_POINTS_LIMIT = 10_000
 MAX_RADIUS_M = 50_000.0
-
-# The ?from=&to= of the history routes (tracks, trips, events), documented alike.
-FromTime = Annotated[
-    str | None, QueryParameter(name="from", description="ISO 8601 with offset, or epoch seconds")
-]
-ToTime = Annotated[
-    str | None,
-    QueryParameter(name="to", description="ISO 8601 with offset, or epoch seconds; default now"),
-]
 
 
 async def device_or_404(store: Registry, device_id: int, noun: str = "device") -> Device:

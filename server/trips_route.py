@@ -14,8 +14,8 @@ from litestar import Request, get
 from litestar.params import FromPath
 
 from server.access import access
-from server.http import query_time, services
-from server.tracks import FromTime, ToTime, device_or_404, track_range
+from server.http import FromTime, ToTime, query_time, services
+from server.tracks import device_or_404, track_range
 from server.trips import trip_stats
 from server.vehicle import iso
 
