@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, expect
 from server.gtfs_import import import_feed
 from server.model import AuditEntry, Device
 from server.settings import RateLimit
+from server.shares import share_token_hash
 from server.vehicle import EARTH_RADIUS_M
 from tests.browser import screenshot, wait_in_page
 from tests.server.gtfs_feeds import small_zip
@@ -399,6 +400,17 @@ def test_a_vehicle_gets_a_unit_a_threshold_and_a_share_link_a_stranger_opens(
         )
         assert stranger.evaluate("window.bustracker.marker") is None
         screenshot(stranger, "share-page-revoked")
+        # A link past its expiry (the shortest one lasts a minute: made in the store here).
+        vehicles = console._with_store(lambda store: store.list_vehicles())
+        coach = next(v.id for v in vehicles if v.label == "Coach 2")
+        then = datetime.now(UTC) - timedelta(days=2)
+        expired = share_token_hash("expired-link")
+        console._with_store(lambda store: store.add_share(
+            coach, expired, "ops", then, then + timedelta(days=1)))  # fmt: skip
+        stranger.goto(f"{console.url}/share/expired-link")
+        expect(stranger.get_by_role("status")).to_have_text("This share link has expired.")
+        assert stranger.evaluate("window.bustracker.marker") is None
+        screenshot(stranger, "share-page-expired")
     finally:
         stranger.close()
 
