@@ -261,6 +261,40 @@ def assert_matches_gpsd(name: str, delivered: list[Fix]) -> None:
     for when, extra in extras.items():
         fix = ours[when]
         assert abs(fix.lat - extra.lat) <= POSITION_DEG and abs(fix.lon - extra.lon) <= POSITION_DEG
+    assert_dimensions(name, ours, ref)
+
+
+ALT_M = 0.05 + 1e-9  # GGA altitudes have one decimal
+
+
+def receiver_gsa_mode(name: str, when: datetime) -> str | None:
+    """The fix mode ("1", "2", "3") of the last GSA the receiver sent by the end of
+    the epoch at ``when`` (its last time-bearing sentence), or None if none came."""
+    lines = receiver_bytes(name).decode("ascii", errors="replace").splitlines()
+    second = _seconds_of_day(when)
+    last = max(i for i, line in enumerate(lines) if (t := _stamp(line)) is not None
+               and math.isclose(t, second, abs_tol=1e-3))  # fmt: skip
+    gsa = [line for line in lines[: last + 1] if re.match(r"^\$+[A-Z]{2}GSA,", line)]
+    return gsa[-1].split(",")[2] if gsa else None
+
+
+def assert_dimensions(name: str, ours: dict[datetime, Fix], ref: Reference) -> None:
+    """2D or 3D as gpsd says, with gpsd's altitude for 3D and none for 2D; where gpsd
+    says 3D and we say 2D, the receiver's own GSA said 2D. gpsd takes GGA's altitude
+    for 3D even with 3 satellites (garmin-10x, ublox-lea-4h: too few for a height)
+    or a GSA saying 2D (haicom-305N, iTrek); a height the receiver does not vouch
+    for is not one to ship, so the receiver is right."""
+    for when, tpv in ref.fixes.items():
+        fix, where = ours[when], f"{name} {tpv['time']}"
+        if fix.mode != tpv["mode"]:
+            assert (fix.mode, tpv["mode"]) == (2, 3), f"{where}: mode {fix.mode} {tpv['mode']}"
+            assert receiver_gsa_mode(name, when) == "2", f"{where}: 2D without the receiver's GSA"
+        if fix.mode == 2:
+            assert fix.alt is None, f"{where}: a 2D fix with altitude {fix.alt}"
+        elif (gpsd_alt := tpv.get("altMSL", tpv.get("alt"))) is not None:
+            assert fix.alt is not None and abs(fix.alt - gpsd_alt) <= ALT_M, (
+                f"{where}: altitude {fix.alt} {gpsd_alt}"
+            )
 
 
 # An epoch after the log, with every position sentence the assembler knows, so
