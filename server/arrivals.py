@@ -5,7 +5,9 @@ no TripUpdates): the bus and the stop are placed on the shapes of the bus's
 trip (else of its route, docs/rider.md), and
 
 - a bus that is further along than the stop (it passed it), or that drives
-  against the shape's direction, is not coming (``passed``);
+  against the shape's direction, is not coming (``passed``); a bus standing
+  still goes the way it last drove when that was in the last minute, else
+  either way;
 - a bus more than ``NEAR_M`` from every shape serving the stop is not on this
   route's path (``off_path``): no claim about it;
 - otherwise it is ``coming``: the distance left along the shape, and a time
@@ -23,10 +25,9 @@ from typing import Literal
 
 from server.gtfs.index import FeedIndex
 from server.gtfs.shapes import LatLon, ShapeLine, place_stops
-from server.vehicle import distance_m
+from server.vehicle import MOVING_MS, distance_m
 
 MAX_SPEED_MS = 26.0  # faster is a bad fix, not a bus (GTFS-Realtime validator W004)
-MOVING_MS = 2.0  # slower, a GPS heading is noise
 OWN_SPEED_M = 500.0  # how far a bus is assumed to keep a speed above the average
 AT_STOP_M = 15.0  # a bus this little past the stop is still at it (GPS, the bus's length)
 SAME_WAY_DEG = 90.0  # a heading within this of the shape's bearing goes its way
@@ -45,6 +46,8 @@ class Position:
     t: datetime
     speed: float | None = None  # m/s
     heading: float | None = None  # degrees clockwise from north
+    # Standing still, the way it last drove (server/vehicle.py's course_after), if recent.
+    course: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +97,10 @@ def _left_on(path: Path, pos: Position) -> tuple[bool, float | None]:
         return False, None
     nearest = min(s.off_m for s in passages)
     spots = [s for s in passages if s.off_m <= nearest + VEHICLE_SLACK_M]
-    if pos.heading is not None and pos.speed is not None and pos.speed >= MOVING_MS:
-        spots = [s for s in spots if _angle(s.bearing, pos.heading) <= SAME_WAY_DEG]
+    moving = pos.heading is not None and pos.speed is not None and pos.speed >= MOVING_MS
+    way = pos.heading if moving else pos.course
+    if way is not None:
+        spots = [s for s in spots if _angle(s.bearing, way) <= SAME_WAY_DEG]
     left = [
         max(0.0, stop - spot.along_m)
         for spot in spots

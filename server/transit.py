@@ -159,7 +159,8 @@ async def stop_detail(request: Request[Any, Any, Any], stop_id: StopId) -> dict[
         fix = pos.fix
         coming = arrival(
             paths.paths(shapes, stop_id), (stop.lat, stop.lon),
-            Position(fix.lat, fix.lon, fix.t, fix.speed, fix.heading), now, default_ms,
+            Position(fix.lat, fix.lon, fix.t, fix.speed, fix.heading,
+                     vehicle.course.heading if vehicle.course else None), now, default_ms,
             fresh=vehicle.state == "online",
         )  # fmt: skip
         if coming.distance_m is None:

@@ -14,6 +14,10 @@ the live streams (``server/live/``) and, next, the GTFS-Realtime feed share:
   operator streams add ``in_service`` to it (``server/live/views.py``).
   ``public_view`` is what riders see under an opaque id.
 - **Distance** (``distance_m``): great-circle metres between two points.
+- **Course** (``course_after``): the way a vehicle last drove, kept while it
+  stands (at a light, a stop) for COURSE_KEPT; a GPS heading below MOVING_MS
+  is noise, and after a longer stop (a terminal's layover) it may leave
+  either way.
 
 The SQLite store ranks ``nearby`` with ``distance_m`` too. The agent keeps a
 copy for its filters (``agent/pipeline.py``: the agent never imports the
@@ -23,10 +27,11 @@ server); keep it in step with ``distance_m``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from server.model import DeviceSeen, LivePosition
+from server.model import DeviceSeen, FixIn, LivePosition
 
 VehicleState = Literal["online", "no_gps", "offline", "out_of_service"]
 
@@ -37,6 +42,9 @@ RIDER_STATES: dict[str, str] = {"online": "online", "offline": "offline", "no_gp
 # The mean Earth radius (IUGG); PostGIS measures on the spheroid, within a
 # metre of this for city radii.
 EARTH_RADIUS_M = 6_371_008.8
+
+MOVING_MS = 2.0  # slower, a GPS heading is noise
+COURSE_KEPT = timedelta(seconds=60)  # a light's red; a longer stop may end facing either way
 
 # Fields ``operator_view`` leaves empty for a device that never sent a fix.
 _PLACE_FIELDS = ("lat", "lon", "t", "speed", "heading", "accuracy")
@@ -196,3 +204,21 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True, slots=True)
+class Course:
+    """The heading of a vehicle's newest fix that moved, and that fix's time."""
+
+    heading: float
+    t: datetime
+
+
+def course_after(previous: Course | None, fix: FixIn) -> Course | None:
+    """The course once ``fix`` is the newest: its own heading when it moves, else
+    ``previous`` while it is at most COURSE_KEPT older than ``fix``."""
+    if fix.heading is not None and fix.speed is not None and fix.speed >= MOVING_MS:
+        return Course(fix.heading, fix.t)
+    if previous is not None and timedelta(0) <= fix.t - previous.t <= COURSE_KEPT:
+        return previous
+    return None

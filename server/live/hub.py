@@ -32,7 +32,9 @@ from server.live.views import dumps, public_id, stream_operator_view, with_attrs
 from server.model import LivePosition
 from server.vehicle import (
     RIDER_STATES,
+    Course,
     VehicleState,
+    course_after,
     fresh_until,
     iso,
     public_view,
@@ -64,6 +66,7 @@ class Vehicle:
     changed_at: datetime  # when anything a client sees last changed
     public_id: str
     offline_after_s: int  # the server's OFFLINE_AFTER, shown when the device has none
+    course: Course | None = None  # the way it last drove (arrivals: server/arrivals.py)
     # Rendered on first use: most positions reach no client before the next one.
     _operator_json: str | None = None
     _public_json: str | None = None
@@ -248,6 +251,7 @@ class Hub:
             changed_at=changed_at,
             public_id=vid,
             offline_after_s=self.offline_after_s,
+            course=course_after(old.course if old is not None else None, pos.fix),
         )
         key = pos.device_id
         self.vehicles[key] = vehicle

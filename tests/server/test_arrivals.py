@@ -159,6 +159,27 @@ def test_on_a_street_driven_out_and_back_the_way_the_bus_goes_decides() -> None:
     )
 
 
+def test_a_bus_standing_on_a_street_both_ways_share_goes_the_way_it_last_drove() -> None:
+    # One shape each way, as a feed has them; a stop on each side at 1000 m north.
+    north_side, south_side = at(1000, 8), at(1000, -8)
+    northbound = [Path(STREET, (1000.0,))]
+    southbound = [Path(ShapeLine([at(n) for n in range(2000, -1, -250)]), (1000.0,))]
+    # At a red light 400 m north, its GPS heading noise.
+    standing = {"speed": 0.3, "heading": 200.0}
+    unknown = bus(400, **standing)
+    # Without a course either way is possible: it is coming north, and past going south.
+    assert arrival(northbound, north_side, unknown, NOW, DEFAULT).kind == "coming"
+    assert arrival(southbound, south_side, unknown, NOW, DEFAULT).kind == "passed"
+    lat, lon = at(400)
+    north = Position(lat, lon, NOW, course=5.0, **standing)
+    assert arrival(northbound, north_side, north, NOW, DEFAULT).distance_m == pytest.approx(600)
+    south = Position(lat, lon, NOW, course=182.0, **standing)
+    assert arrival(northbound, north_side, south, NOW, DEFAULT).kind == "passed"
+    # Moving, its own heading decides, whatever it drove before.
+    turned = Position(lat, lon, NOW, speed=6.0, heading=0.0, course=182.0)
+    assert arrival(northbound, north_side, turned, NOW, DEFAULT).kind == "coming"
+
+
 def test_a_stop_far_from_the_shape_is_not_placed_on_it() -> None:
     assert place_stops(STREET, [at(0), at(1000, 900), at(2000)]) == [
         pytest.approx(0, abs=0.5), None, pytest.approx(2000, abs=0.5)

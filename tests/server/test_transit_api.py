@@ -58,8 +58,12 @@ def test_import_then_riders_read_routes_shapes_and_stops(
     assert 0 < near[0]["distance_m"] < 20
     # A bus on R1 before Lima shows at it, with the time it needs; one past Lima and one
     # far off R1's street do not; one on R2 (not serving S2) does not either.
+    # And one where bus-r1 is, standing after driving back towards Loreto: not coming either.
     tokens = {name: server.add_device(name, route)[1] for name, route in (
-        ("bus-r1", "R1"), ("bus-r2", "R2"), ("bus-past", "R1"), ("bus-off", "R1"))}  # fmt: skip
+        ("bus-r1", "R1"), ("bus-r2", "R2"), ("bus-past", "R1"), ("bus-off", "R1"),
+        ("bus-back", "R1"))}  # fmt: skip
+    post_fixes(server.url, tokens["bus-back"], fix(45.4829, 9.2134, 3, speed=7.0, heading=34.0))
+    post_fixes(server.url, tokens["bus-back"], fix(45.4830, 9.2135, 1, speed=0.0))
     post_fixes(server.url, tokens["bus-r1"], fix(45.4830, 9.2135))
     post_fixes(server.url, tokens["bus-r2"], fix(45.4802, 9.2112))
     post_fixes(server.url, tokens["bus-past"], fix(45.47725, 9.2080, speed=7.0, heading=215.0))

@@ -10,7 +10,10 @@ import pytest
 from server.live.views import stream_operator_view
 from server.model import DeviceSeen, FixIn, LivePosition, Seen
 from server.vehicle import (
+    COURSE_KEPT,
     EARTH_RADIUS_M,
+    Course,
+    course_after,
     distance_m,
     fresh_until,
     iso,
@@ -236,3 +239,21 @@ def test_distance_is_symmetric_and_zero_at_a_point() -> None:
     assert distance_m(45.0, 9.0, 45.001, 9.0) == pytest.approx(111.19, abs=0.01)
     # Antipodes: half the circumference, without a math domain error.
     assert distance_m(0.0, 0.0, 0.0, 180.0) == pytest.approx(math.pi * EARTH_RADIUS_M)
+
+
+def test_a_standing_bus_keeps_the_course_it_drove_for_a_minute_only() -> None:
+    def at(s: float, speed: float | None, heading: float | None = 90.0) -> FixIn:
+        return FixIn(NOW + timedelta(seconds=s), 45.0, 9.0, speed=speed, heading=heading)
+
+    east = course_after(None, at(0, 8.0))
+    assert east == Course(90.0, NOW)
+    # Stopped at a light: the GPS heading (here 270) is noise below 2 m/s.
+    assert course_after(east, at(30, 0.4, 270.0)) == east
+    assert course_after(east, at(COURSE_KEPT.total_seconds(), 0.0)) == east
+    assert course_after(east, at(COURSE_KEPT.total_seconds() + 0.001, 0.0)) is None
+    # Moving again: its own heading; no speed or no heading says nothing of the way.
+    assert course_after(east, at(40, 2.0, 180.0)) == Course(180.0, NOW + timedelta(seconds=40))
+    assert course_after(None, at(40, None)) is None
+    assert course_after(None, at(40, 9.0, None)) is None
+    # A fix older than the course (a backfill) does not carry it back in time.
+    assert course_after(east, at(-5, 0.0)) is None
