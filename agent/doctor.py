@@ -71,9 +71,33 @@ def check_token(settings: Settings, config: Path) -> tuple[Check, str | None]:
     return Check("token", True, f"device token read from {where}"), token
 
 
+NO_RECEIVER = Check("gps fix", False, "no receiver to ask", "fix the device first")
+
+
+def _silent_port(where: str, wait_s: float, unreadable: int) -> Check:
+    """A serial port that opens but gives no NMEA: nothing on it, or the wrong baud."""
+    if unreadable:
+        return Check(
+            "gps device",
+            False,
+            f"{where} opens, but its {unreadable} lines in {wait_s:.0f} s were not NMEA",
+            "a wrong gps.baud reads as garbage: most receivers send 9600, u-blox M8/M9 "
+            "often 38400, some 115200; `stty -F <device> <baud>; cat <device>` should "
+            "show lines starting with $G",
+        )
+    return Check(
+        "gps device",
+        False,
+        f"{where} opens, but nothing came in {wait_s:.0f} s",
+        "is the receiver wired and powered? On a Pi HAT: enable_uart=1 and no serial "
+        "console on it (raspi-config, Interface Options, Serial Port)",
+    )
+
+
 def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     """Read the configured source for up to ``wait_s``: does it answer, and with a fix?"""
     from agent.runner import make_source
+    from agent.sources import SerialSource
 
     gps = settings.gps
     where = (
@@ -88,7 +112,7 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     deadline = time.monotonic() + wait_s
     try:
         for item in source.fixes(stop):
-            seen_device = seen_device or bool(getattr(source, "connected", True))
+            seen_device = seen_device or source.connected
             if item is not None and (item.mode is None or item.mode >= 2):
                 if fix is None:
                     # gpsd lends the satellite count from its SKY report, which may
@@ -111,13 +135,23 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
             "(ls -l /dev/serial0 /dev/gps0)",
             "replay": "check gps.path",
         }
+        # What the source last met (gpsd refusing the connection, a missing port) is
+        # the first thing an installer needs to know.
+        why = f": {source.last_error}" if source.last_error else ""
         return [
             Check(
-                "gps device", False, f"no answer from {where} in {wait_s:.0f} s", fixes[gps.source]
+                "gps device",
+                False,
+                f"no answer from {where} in {wait_s:.0f} s{why}",
+                fixes[gps.source],
             ),
             Check("gps fix", False, "no receiver to ask", "fix the device first"),
         ]
+    if isinstance(source, SerialSource) and source.sentences == 0:
+        return [_silent_port(where, wait_s, source.unreadable), NO_RECEIVER]
     device = Check("gps device", True, f"{where} answers")
+    if isinstance(source, SerialSource):
+        device = Check("gps device", True, f"{where}: NMEA arriving")
     if gps.source == "gpsd":
         paths = gpsd_devices(gps.host, gps.port, max(gps.connect_timeout_s, 1.0))
         if not paths:

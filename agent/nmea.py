@@ -103,7 +103,8 @@ class EpochAssembler:
     """Turns a stream of NMEA lines into fixes, one per epoch.
 
     ``feed`` never raises on bad input: lines with a wrong or missing checksum,
-    unknown sentences and garbage are counted in ``rejected`` and skipped.
+    unknown sentences and garbage are counted in ``rejected`` and skipped;
+    ``parsed`` counts the lines that were NMEA.
     """
 
     def __init__(self) -> None:
@@ -118,6 +119,7 @@ class EpochAssembler:
         self._gsa_mode: int | None = None
         self._gsa_hdop: float | None = None
         self.rejected = 0
+        self.parsed = 0
 
     def feed(self, line: str) -> list[Fix]:
         """Process one line; return the fixes it completed (usually zero or one)."""
@@ -156,11 +158,13 @@ class EpochAssembler:
         if not line:
             return None
         try:
-            return pynmea2.parse(line, check=True)
+            msg = pynmea2.parse(line, check=True)
         except Exception as exc:  # pynmea2 raises more than ParseError on junk
             self.rejected += 1
             log.debug("rejected NMEA line %r: %s", line, exc)
             return None
+        self.parsed += 1
+        return msg
 
     # -- sentence handlers --------------------------------------------------
 

@@ -202,10 +202,9 @@ class Runner:
     # -- state --------------------------------------------------------------------------
 
     def device_present(self) -> bool:
-        # The real sources say whether they reach the receiver (gpsd spoke, the
-        # serial port is open, the replay file is being read); one that doesn't
-        # say is taken at its word that it delivers.
-        return bool(getattr(self.source, "connected", True))
+        # Whether the source reaches the receiver: gpsd spoke, the serial port is
+        # open, the replay file is being read.
+        return self.source.connected
 
     def snapshot(self, *, stopping: bool = False, final: bool = False) -> StatusSnapshot:
         """What the runner knows now, once for every sink. ``final``: state ``stopped``."""

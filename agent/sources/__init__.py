@@ -20,6 +20,11 @@ __all__ = ["GpsSource", "GpsdSource", "ReplaySource", "SerialSource"]
 
 
 class GpsSource(Protocol):
+    # Whether the receiver (or gpsd) is talking now, and why it last was not: for
+    # `doctor` and the status line, which name the cause to the installer.
+    connected: bool
+    last_error: str | None
+
     def fixes(self, stop: threading.Event) -> Iterator[Fix | None]:
         """Yield each new fix as it arrives; yield None at least every `idle_s` seconds
         (default 1.0) while nothing arrives (so the caller can update its state and

@@ -70,6 +70,7 @@ class GpsdSource:
         self.reconnect_delay = reconnect_delay
         self.idle_s = idle_s
         self.connected = False
+        self.last_error: str | None = None
         self._recent: deque[datetime] = deque(maxlen=_RECENT_TIMES)
         self._sky: tuple[float | None, int | None, float] | None = None  # hdop, sats, arrived
         self._outage_logged = False
@@ -156,6 +157,7 @@ class GpsdSource:
         self._outage_logged = False
 
     def _lost(self, why: str) -> None:
+        self.last_error = why
         if self._outage_logged:
             log.debug("gpsd at %s still unavailable: %s", self._addr, why)
         else:

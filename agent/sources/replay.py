@@ -44,6 +44,7 @@ class ReplaySource:
         self.loop = loop
         self.idle_s = idle_s
         self.connected = False
+        self.last_error: str | None = None  # a missing file raises instead
 
     def fixes(self, stop: threading.Event) -> Iterator[Fix | None]:
         offset = timedelta(0)

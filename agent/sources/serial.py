@@ -46,6 +46,11 @@ class SerialSource:
         self.reopen_delay = reopen_delay
         self.idle_s = idle_s
         self.connected = False
+        self.last_error: str | None = None
+        # Since the port last opened: NMEA sentences read, and lines that were not
+        # (a wrong baud reads as garbage; a port with nothing on it reads nothing).
+        self.sentences = 0
+        self.unreadable = 0
         self._outage_logged = False
         self._ticks = IdleTicks(idle_s)
 
@@ -68,6 +73,7 @@ class SerialSource:
             # so idle ticks keep their rhythm and a stop request is seen quickly.
             port = serial.Serial(self.device, self.baud, timeout=0)
         except (serial.SerialException, OSError, ValueError) as exc:
+            self.last_error = f"unavailable ({exc})"
             if not self._outage_logged:
                 log.warning(
                     "GPS serial port %s unavailable (%s); retrying every %.1f s",
@@ -91,6 +97,7 @@ class SerialSource:
     def _session(self, port: serial.Serial, stop: threading.Event) -> Iterator[Fix | None]:
         """Read one open port until it fails or ``stop`` is set."""
         assembler = EpochAssembler()
+        self.sentences = self.unreadable = 0
         buf = b""
         last_data = time.monotonic()
         while not stop.is_set():
@@ -115,6 +122,7 @@ class SerialSource:
                     buf = b""
                 for line in lines:
                     fixes.extend(assembler.feed(line.decode("ascii", errors="replace")))
+                self.sentences, self.unreadable = assembler.parsed, assembler.rejected
             elif now - last_data >= self.read_timeout:
                 # The receiver went quiet mid-epoch: emit what we have rather
                 # than hold it until the next sentence (read_timeout's job).

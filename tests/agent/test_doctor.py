@@ -13,8 +13,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import pytest
 from agent.cli import main
 from agent.doctor import Check, as_text, gpsd_devices, run_checks
 from agent.simulate import write_route
-from tests.agent.conftest import GpsFake
+from tests.agent.conftest import GpsFake, PtyPair
 from tests.server.running import RunningServer, make_settings
 from tests.services import free_port
 
@@ -95,6 +96,8 @@ def test_refused_token_offline_server_and_no_gps(
     assert "enrollment code" in found["token valid"].fix
     assert found["server"].ok and found["token"].ok  # the file was read; the server said no
     assert not found["gps device"].ok and "systemctl status gpsd" in found["gps device"].fix
+    # Why: nothing listens on gps.port (the free port write_config picked).
+    assert "Connection refused" in found["gps device"].detail
     assert not found["gps fix"].ok
     assert not found["time"].ok and "chronyc sources" in found["time"].fix
     cfg = write_config(tmp_path / "x", f"http://127.0.0.1:{free_port()}", None)
@@ -132,6 +135,47 @@ def test_gpsd_without_a_receiver_is_not_a_missing_sky(
     assert not found["gps device"].ok
     assert "answers but has no receiver open" in found["gps device"].detail
     assert "/etc/default/gpsd" in found["gps device"].fix
+
+
+def test_a_serial_port_says_whether_nmea_garbage_or_nothing_arrives(
+    tmp_path: Path, server: tuple[RunningServer, str], pty_pair: Callable[[], PtyPair]
+) -> None:
+    running, token = server
+
+    def doctor(data: bytes) -> dict[str, Check]:
+        pair = pty_pair()
+        gps = {"source": "serial", "device": pair.reader}
+        cfg = write_config(tmp_path / pair.reader.replace("/", "_"), running.url, token, gps=gps)
+        # Sent over and over while the doctor listens, as a receiver does: what was
+        # written before the port opened is flushed by pyserial's open.
+        done = threading.Event()
+
+        def send() -> None:
+            while data and not done.wait(0.2):
+                pair.write(data)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        try:
+            return by_name(run_checks(cfg, {}, gps_wait_s=1.5, clock_synced=lambda: True))
+        finally:
+            done.set()
+            sender.join(timeout=5)
+
+    # A HAT not seated, or the UART off: the port opens and stays silent.
+    silent = doctor(b"")
+    assert not silent["gps device"].ok and "nothing came" in silent["gps device"].detail
+    assert "enable_uart=1" in silent["gps device"].fix and not silent["gps fix"].ok
+    # A receiver at 38400 read at 9600: bytes, but no NMEA line in them.
+    garbled = doctor(bytes(range(128, 256)) * 4 + b"\r\n" + b"\xf0\x8c\xfe\r\n" * 20)
+    assert not garbled["gps device"].ok and "were not NMEA" in garbled["gps device"].detail
+    assert "gps.baud" in garbled["gps device"].fix
+    # The real thing: a receiver's sentences, a fix among them.
+    start = datetime.now(UTC).replace(microsecond=0)
+    route = write_route(tmp_path / "route.nmea", 3, start, 30, gsv=True)
+    ready = doctor(route.read_bytes())
+    assert ready["gps device"].ok and "NMEA arriving" in ready["gps device"].detail
+    assert ready["gps fix"].ok, ready["gps fix"].detail
 
 
 def test_disk_too_small_and_missing_leds(tmp_path: Path, server: tuple[RunningServer, str]) -> None:

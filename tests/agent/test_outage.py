@@ -34,6 +34,10 @@ LIVE_FIXES = 100
 class QueueSource:
     """A GPS the test drives: yields what is put in, None while the queue is empty."""
 
+    # The GpsSource attributes: always reaching its (imaginary) receiver.
+    connected = True
+    last_error: str | None = None
+
     def __init__(self) -> None:
         self.q: queue.Queue[Fix] = queue.Queue()
 

@@ -25,6 +25,10 @@ GAP_S = 0.1
 class ParkedSource:
     """A receiver with a fix on a parked bus: speed 0, one new epoch per GPS second."""
 
+    # The GpsSource attributes: always reaching its (imaginary) receiver.
+    connected = True
+    last_error: str | None = None
+
     def fixes(self, stop: threading.Event) -> Iterator[Fix | None]:
         i = 0
         while not stop.is_set():

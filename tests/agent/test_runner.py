@@ -31,6 +31,10 @@ WAIT = 30.0
 class ListSource:
     """Yields the given fixes, then None forever (a GPS that went quiet)."""
 
+    # The GpsSource attributes: always reaching its (imaginary) receiver.
+    connected = True
+    last_error: str | None = None
+
     def __init__(self, fixes: list[Fix | None], gap: float = 0.005) -> None:
         self.items = fixes
         self.gap = gap
@@ -209,6 +213,10 @@ def test_systemd_ready_and_watchdog(
 
 class HangingSource:
     """Yields a little, then blocks without yielding: a wedged GPS read."""
+
+    # The GpsSource attributes: always reaching its (imaginary) receiver.
+    connected = True
+    last_error: str | None = None
 
     def __init__(self) -> None:
         self.hung = threading.Event()

@@ -37,6 +37,10 @@ STATUS_LINE = rf"({'|'.join(STATES)}): gps \w+, link \w+, \d+ buffered"
 class TapSource:
     """A moving bus whose GPS the test turns on and off (``flowing``)."""
 
+    # The GpsSource attributes: always reaching its (imaginary) receiver.
+    connected = True
+    last_error: str | None = None
+
     def __init__(self, flowing: bool = False) -> None:
         self.flowing = threading.Event()
         if flowing:
