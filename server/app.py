@@ -45,7 +45,7 @@ from server.settings import Settings
 from server.share import share_assets_router, share_page
 from server.store import open_configured
 from server.store.base import Store, StoreUnavailable
-from server.tracks import fleet_nearby, vehicle_track
+from server.tracks import fleet_nearby, vehicle_track, vehicle_track_gpx
 from server.transit import ROUTES as TRANSIT_ROUTES
 from server.transit import TransitCache
 from server.trips_route import device_trips
@@ -136,6 +136,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Litestar:
             fleet_live,
             osmand,
             vehicle_track,
+            vehicle_track_gpx,
             fleet_nearby,
             list_devices,
             create_device,

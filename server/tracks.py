@@ -6,16 +6,18 @@ gets a 422 with a reason naming the parameter, like the rest of the API.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.openapi.spec import OpenAPIType
 from litestar.params import FromPath, QueryParameter
 
 from server.access import access
 from server.devices import MAX_ID
+from server.gpx import export_filename, track_gpx
 from server.http import ApiError, FromTime, ToTime, query_time, services
 from server.model import Device, FixIn
 from server.simplify import simplify
@@ -23,6 +25,7 @@ from server.store.base import Registry
 from server.vehicle import distance_m, iso, operator_view, vehicle_state
 
 MAX_TRACK_RANGE = timedelta(days=7)
+MAX_EXPORT_RANGE = timedelta(days=1)
 DEFAULT_TRACK_RANGE = timedelta(hours=1)
 DEFAULT_MAX_POINTS = 2000
 MAX_POINTS_LIMIT = 10_000
@@ -84,7 +87,8 @@ def checked_range(start: datetime, end: datetime, longest: timedelta) -> tuple[d
     if start >= end:
         raise ApiError(422, "from: must be before to")
     if end - start > longest:
-        raise ApiError(422, f"from/to: at most {longest.days} days per request")
+        days = f"{longest.days} day{'' if longest.days == 1 else 's'}"
+        raise ApiError(422, f"from/to: at most {days} per request")
     return start, end
 
 
@@ -147,6 +151,31 @@ async def vehicle_track(
     device = await device_or_404(svc.store, device_id, "vehicle")
     fixes = await svc.store.track(device_id, t0, t1)
     return track_geojson(device_id, device.name, fixes, t0, t1, int(limit or DEFAULT_MAX_POINTS))
+
+
+@get(
+    "/v1/vehicles/{device_id:int}/track.gpx",
+    tags=["fleet"],
+    summary="A vehicle's fixes between two times, every one, as a GPX file",
+    opt=access("viewer"),
+    media_type="application/gpx+xml",
+)
+async def vehicle_track_gpx(
+    request: Request[Any, Any, Any],
+    device_id: FromPath[int],
+    start: FromTime = None,
+    end: ToTime = None,
+) -> Response[str]:
+    svc = services(request)
+    t0, t1 = track_range(query_time("from", start), query_time("to", end), datetime.now(UTC))
+    # Unsimplified: a day at one fix a second is 86,400 points, about 10 MB of GPX.
+    checked_range(t0, t1, MAX_EXPORT_RANGE)
+    device = await device_or_404(svc.store, device_id, "vehicle")
+    fixes = await svc.store.track(device_id, t0, t1)
+    # Seconds of CPU for a long day: off the event loop, which serves the live streams.
+    body = await asyncio.to_thread(track_gpx, device.name, fixes, t0, t1)
+    name = export_filename(device.name, t0)
+    return Response(body, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @get(

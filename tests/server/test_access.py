@@ -69,6 +69,7 @@ EXPECTED: dict[Key, Access] = {
     ("GET", "/v1/fleet/live"): "viewer",
     ("GET", "/v1/fleet/nearby"): "viewer",
     ("GET", "/v1/vehicles/{device_id:int}/track"): "viewer",
+    ("GET", "/v1/vehicles/{device_id:int}/track.gpx"): "viewer",
     ("GET", "/v1/devices"): "viewer",
     ("GET", "/v1/devices/{device_id:int}/events"): "viewer",
     ("GET", "/v1/devices/{device_id:int}/trips"): "viewer",

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import gpxpy
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -227,6 +228,22 @@ def test_a_devices_track_replays_with_its_trip_statistics(
     expect(detail.locator("#replay-time")).not_to_have_text("")
     end = page.evaluate(REPLAY_MARKER)
     assert end == pytest.approx([45.0 + 1800 / M_PER_DEG, 9.0], abs=1e-6)
+    # The same period as a file, every fix of it, for Google Earth or QGIS.
+    with page.expect_download() as saved:
+        detail.get_by_role("button", name="Download GPX").click()
+    assert saved.value.suggested_filename.startswith("bus-9_")
+    expect(detail.locator("#track-msg")).to_have_text(f"saved {saved.value.suggested_filename}")
+    gpx = gpxpy.parse(Path(saved.value.path()).read_text())
+    points = [p for t in gpx.tracks for s in t.segments for p in s.points]
+    assert len(points) == len(fixes)
+    assert points[-1].latitude == pytest.approx(45.0 + 1800 / M_PER_DEG)
+    # More than a day is refused, in the server's words.
+    two_days_ago = datetime.now() - timedelta(days=2)  # the browser's local time, as is ours
+    detail.get_by_label("From").fill(two_days_ago.strftime("%Y-%m-%dT%H:%M:%S"))
+    detail.get_by_role("button", name="Download GPX").click()
+    refused = "GPX not saved: from/to: at most 1 day per request"
+    expect(detail.locator("#track-msg")).to_have_text(refused)
+    screenshot(page, "console-track-gpx-refused")
 
 
 def test_an_admin_creates_a_device_and_revokes_it(console: RunningServer, desk: Page) -> None:

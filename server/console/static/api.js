@@ -96,6 +96,24 @@ function send(path, opts) {
   return fetch(path, { ...opts, headers, body });
 }
 
+// A file the API answers (a track's GPX): fetched with this sign-in, as an <a href>
+// cannot be, and saved under the name the server gives it. Returns that name.
+export async function download(path) {
+  let r = await send(path, {});
+  if (r.status === 401 && state) { await refresh(); r = await send(path, {}); }
+  if (!r.ok) {
+    const body = await r.json().catch(() => null);
+    throw new ApiError(r.status, body?.error || `${r.status} ${r.statusText}`);
+  }
+  const name = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "")?.[1] || "download";
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await r.blob());
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  return name;
+}
+
 export async function api(path, opts = {}) {
   let r = await send(path, opts);
   if (r.status === 401 && state) { await refresh(); r = await send(path, opts); }

@@ -1,6 +1,6 @@
 // One vehicle: what it reports, its track and trip statistics over a period with a
 // replay, its offline threshold and share links.
-import { api, can } from "./api.js";
+import { api, can, download } from "./api.js";
 import { ago, kmh, label, route, stateWords } from "./fleet.js";
 import { Replay, SPEEDS } from "./replay.js";
 
@@ -32,7 +32,9 @@ export class Detail {
       <fieldset><legend>Track</legend>
         <div class="row"><label>From <input id="track-from" type="datetime-local" step="1" value="${localInput(new Date(now - 3600e3))}"></label></div>
         <div class="row"><label>To <input id="track-to" type="datetime-local" step="1" aria-describedby="to-hint"></label> <span id="to-hint" class="muted">empty: now</span></div>
-        <div class="row"><button type="button" data-act="track">Show track</button><span id="track-msg" role="status" class="muted"></span></div>
+        <div class="row"><button type="button" data-act="track">Show track</button>
+          <button type="button" class="quiet" data-act="gpx" title="Every fix of the period (at most a day), for Google Earth, QGIS, JOSM">Download GPX</button>
+          <span id="track-msg" role="status" class="muted"></span></div>
         <div id="replay" class="replay" hidden>
           <div class="row">
             <button type="button" data-act="play" id="play">Play</button>
@@ -101,6 +103,7 @@ export class Detail {
     if (!act) return;
     if (act === "close") this.close();
     else if (act === "track") await this.loadTrack();
+    else if (act === "gpx") await this.downloadTrack();
     else if (act === "play") this.togglePlay();
     else if (act === "offline") await this.saveOffline();
     else if (act === "share") await this.share();
@@ -110,8 +113,9 @@ export class Detail {
   period() {
     const from = new Date(this.root.querySelector("#track-from").value);
     const q = new URLSearchParams({ from: from.toISOString() });
+    // Empty is now, as the field's hint says (the API's own default is an hour from "from").
     const to = this.root.querySelector("#track-to").value;
-    if (to) q.set("to", new Date(to).toISOString());
+    q.set("to", (to ? new Date(to) : new Date()).toISOString());
     return q;
   }
 
@@ -144,6 +148,13 @@ export class Detail {
       this.root.querySelector("#replay").hidden = false;
       msg.textContent = `${f.properties.fixes} fixes${f.properties.simplified ? `, drawn with ${f.properties.points} points` : ""}`;
     } catch (err) { msg.textContent = err.message; }
+  }
+
+  async downloadTrack() {
+    const msg = this.root.querySelector("#track-msg");
+    msg.textContent = "preparing GPX…";
+    try { msg.textContent = `saved ${await download(`/v1/vehicles/${this.id}/track.gpx?${this.period()}`)}`; }
+    catch (err) { msg.textContent = `GPX not saved: ${err.message}`; }
   }
 
   showStats(s) {
