@@ -168,11 +168,11 @@ async def vehicle_track_gpx(
 ) -> Response[str]:
     svc = services(request)
     t0, t1 = track_range(query_time("from", start), query_time("to", end), datetime.now(UTC))
-    # Unsimplified: a day at one fix a second is 86,400 points, about 10 MB of GPX.
+    # Unsimplified: a day at one fix a second is 86,400 points, 16 MB of GPX (D81).
     checked_range(t0, t1, MAX_EXPORT_RANGE)
     device = await device_or_404(svc.store, device_id, "vehicle")
     fixes = await svc.store.track(device_id, t0, t1)
-    # Seconds of CPU for a long day: off the event loop, which serves the live streams.
+    # A second of CPU for a long day: off the event loop, which serves the live streams.
     body = await asyncio.to_thread(track_gpx, device.name, fixes, t0, t1)
     name = export_filename(device.name, t0)
     return Response(body, headers={"Content-Disposition": f'attachment; filename="{name}"'})
