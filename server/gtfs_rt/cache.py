@@ -43,7 +43,10 @@ def feed_vehicles(hub: Hub) -> list[FeedVehicle]:
         if not pos.in_service or vehicle.state not in RIDER_STATES:
             continue
         fix = pos.fix
-        out.append(FeedVehicle(vehicle.public_id, pos.name, fix.lat, fix.lon, fix.heading,
+        # The course (D80): the fix's own heading while it moves; standing, the way it
+        # last drove, not the receiver's noise, since apps draw the bearing as an arrow.
+        bearing = vehicle.course.heading if vehicle.course is not None else fix.heading
+        out.append(FeedVehicle(vehicle.public_id, pos.name, fix.lat, fix.lon, bearing,
                                fix.speed, fix.t, pos.route, pos.fleet.trip_id))  # fmt: skip
     return out
 

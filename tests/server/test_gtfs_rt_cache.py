@@ -11,7 +11,7 @@ import pytest
 from google.transit import gtfs_realtime_pb2 as rt
 
 from server.gtfs.parse import parse_feed
-from server.gtfs_rt.cache import REFRESH_S, FeedCache
+from server.gtfs_rt.cache import REFRESH_S, FeedCache, feed_vehicles
 from server.live.hub import Hub
 from server.model import FixIn, LivePosition
 from server.store import Store, open_store
@@ -74,3 +74,22 @@ async def test_outside_the_agency_area_is_left_out_and_reported(store: Store) ->
     message = rt.FeedMessage.FromString(encoded.protobuf)
     assert [e.vehicle.vehicle.label for e in message.entity] == ["bus-1"]
     assert [(p.label, p.kind) for p in encoded.problems] == [("bus-2", "outside_area")]
+
+
+def test_a_standing_bus_keeps_the_bearing_it_drove_with() -> None:
+    hub = Hub(offline_after_s=120, public_key=b"k" * 32)
+    now = datetime.now(UTC)
+
+    def report(s: float, speed: float, heading: float | None) -> float | None:
+        t = now - timedelta(seconds=s)
+        fix = FixIn(t, 45.4830, 9.2135, speed=speed, heading=heading)
+        hub.apply_position(LivePosition(1, "bus-1", fix, t, route="R1"), now)
+        (vehicle,) = feed_vehicles(hub)
+        return vehicle.bearing
+
+    assert report(70, 8.0, 215.0) == 215.0
+    # At a light, its receiver's heading wanders; the feed keeps the way it was going.
+    assert report(50, 0.2, 37.0) == 215.0
+    assert report(20, 0.0, None) == 215.0
+    # More than a minute after it last moved it may leave either way: the fix's own.
+    assert report(5, 0.1, 40.0) == 40.0
