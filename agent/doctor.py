@@ -145,7 +145,7 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
                 f"no answer from {where} in {wait_s:.0f} s{why}",
                 fixes[gps.source],
             ),
-            Check("gps fix", False, "no receiver to ask", "fix the device first"),
+            NO_RECEIVER,
         ]
     if isinstance(source, SerialSource) and source.sentences == 0:
         return [_silent_port(where, wait_s, source.unreadable), NO_RECEIVER]
@@ -164,7 +164,7 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
                     "(/dev/serial0 for a HAT, /dev/gps0 for USB); `dmesg | tail` shows what "
                     "the kernel saw",
                 ),
-                Check("gps fix", False, "no receiver to ask", "fix the device first"),
+                NO_RECEIVER,
             ]
         device = Check("gps device", True, f"{where} answers, reading {', '.join(paths)}")
     if fix is None:

@@ -20,8 +20,8 @@ __all__ = ["GpsSource", "GpsdSource", "ReplaySource", "SerialSource"]
 
 
 class GpsSource(Protocol):
-    # Whether the receiver (or gpsd) is talking now, and why it last was not: for
-    # `doctor` and the status line, which name the cause to the installer.
+    # Whether the source reaches the receiver now (gpsd spoke, the port is open, the
+    # file is being read), and why it last could not: `doctor` names that cause.
     connected: bool
     last_error: str | None
 
