@@ -20,7 +20,7 @@ function when(iso) {
     ` <span class="muted">${esc(ago(iso))}</span>`;
 }
 
-// Midnight starting a local day (``days`` later), as the server reads it: UTC ISO.
+// Local midnight starting `day` (or `days` after it), in the UTC ISO form the server reads.
 function dayStart(day, days) {
   const [y, m, d] = day.split("-").map(Number);
   return new Date(y, m - 1, d + days).toISOString();
