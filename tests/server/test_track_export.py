@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import gpxpy
 import httpx
 
-from server.model import FixIn
 from tests.server.running import RunningServer
-from tests.server.test_tracks import get, iso, store_fixes
+from tests.server.test_tracks import get, iso, round_the_block, store_fixes
 
 GPX_11 = "{http://www.topografix.com/GPX/1/1}"
 
@@ -20,17 +18,7 @@ def test_a_track_exports_as_gpx_with_every_fix(any_server: RunningServer) -> Non
     device, _ = any_server.add_device("bus 12/a")
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
     # 3,000 fixes: more than the JSON track draws (2,000), all of them exported.
-    fixes = [
-        FixIn(
-            start + timedelta(seconds=i),
-            45.0 + 0.001 * math.sin(i / 100),
-            9.0 + 0.001 * math.cos(i / 100),
-            alt=120.5 if i % 2 else None,
-            hdop=0.9,
-            sats=9,
-        )
-        for i in range(3000)
-    ]
+    fixes = round_the_block(start, 3000, alt=lambda i: 120.5 if i % 2 else None, hdop=0.9, sats=9)
     store_fixes(any_server, device.id, fixes)
     period = {"from": iso(start), "to": iso(start + timedelta(hours=1))}
     r = get(any_server, f"/v1/vehicles/{device.id}/track.gpx", **period)

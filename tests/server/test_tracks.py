@@ -25,18 +25,23 @@ def get(server: RunningServer, path: str, role: str = "viewer", **params: Any) -
     return httpx.get(f"{server.url}{path}", params=params, headers=server.operator(role))  # type: ignore[arg-type]
 
 
-def test_track_is_geojson_and_simplified_when_long(any_server: RunningServer) -> None:
-    device, _ = any_server.add_device("bus-1")
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-    # A loop around a square block, one fix a second for 3000 s.
-    fixes = [
+def round_the_block(start: datetime, seconds: int, **extra: Any) -> list[FixIn]:
+    """A loop around a block, one fix a second from ``start``; ``extra`` as FixIn takes it."""
+    return [
         FixIn(
             start + timedelta(seconds=i),
             45.0 + 0.001 * math.sin(i / 100),
             9.0 + 0.001 * math.cos(i / 100),
+            **{k: v(i) if callable(v) else v for k, v in extra.items()},
         )
-        for i in range(3000)
+        for i in range(seconds)
     ]
+
+
+def test_track_is_geojson_and_simplified_when_long(any_server: RunningServer) -> None:
+    device, _ = any_server.add_device("bus-1")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    fixes = round_the_block(start, 3000)
     store_fixes(any_server, device.id, fixes)
     path = f"/v1/vehicles/{device.id}/track"
     r = get(any_server, path, **{"from": iso(start), "to": iso(start + timedelta(hours=1))})
