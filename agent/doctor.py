@@ -112,7 +112,9 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     deadline = time.monotonic() + wait_s
     try:
         for item in source.fixes(stop):
-            seen_device = seen_device or source.connected
+            # A serial port counts once it opens: what comes on it is judged below.
+            opened = isinstance(source, SerialSource) and source.port_open
+            seen_device = seen_device or source.connected or opened
             if item is not None and (item.mode is None or item.mode >= 2):
                 if fix is None:
                     # gpsd lends the satellite count from its SKY report, which may

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # NMEA sentences are at most 82 characters; anything this long without a
 # newline is a wrong baud rate or binary protocol, not a sentence in progress.
 _MAX_LINE = 4096
+# A receiver sends every second; this long without a sentence, it is not talking.
+QUIET_S = 5.0
 
 
 class SerialSource:
@@ -39,12 +41,17 @@ class SerialSource:
         read_timeout: float = 1.0,
         reopen_delay: float = 1.0,
         idle_s: float = 1.0,
+        quiet_s: float = QUIET_S,
     ) -> None:
         self.device = device
         self.baud = baud
         self.read_timeout = read_timeout
         self.reopen_delay = reopen_delay
         self.idle_s = idle_s
+        self.quiet_s = quiet_s
+        # Open is not talking: a Pi's /dev/serial0 opens with no HAT on it, and a
+        # wrong baud reads as garbage. Connected means NMEA came within quiet_s.
+        self.port_open = False
         self.connected = False
         self.last_error: str | None = None
         # Since the port last opened: NMEA sentences read, and lines that were not
@@ -64,7 +71,7 @@ class SerialSource:
             try:
                 yield from self._session(port, stop)
             finally:
-                self.connected = False
+                self.connected = self.port_open = False
                 port.close()
 
     def _open(self) -> serial.Serial | None:
@@ -91,7 +98,7 @@ class SerialSource:
             "is back" if self._outage_logged else "opened",
         )
         self._outage_logged = False
-        self.connected = True
+        self.port_open = True
         return port
 
     def _session(self, port: serial.Serial, stop: threading.Event) -> Iterator[Fix | None]:
@@ -99,7 +106,7 @@ class SerialSource:
         assembler = EpochAssembler()
         self.sentences = self.unreadable = 0
         buf = b""
-        last_data = time.monotonic()
+        last_data = last_nmea = time.monotonic()
         while not stop.is_set():
             try:
                 ready, _, _ = select.select([port.fileno()], [], [], self._ticks.slice())
@@ -122,11 +129,15 @@ class SerialSource:
                     buf = b""
                 for line in lines:
                     fixes.extend(assembler.feed(line.decode("ascii", errors="replace")))
+                if assembler.parsed > self.sentences:
+                    last_nmea, self.connected = now, True
                 self.sentences, self.unreadable = assembler.parsed, assembler.rejected
             elif now - last_data >= self.read_timeout:
                 # The receiver went quiet mid-epoch: emit what we have rather
                 # than hold it until the next sentence (read_timeout's job).
                 fixes.extend(assembler.flush())
+            if self.connected and now - last_nmea > self.quiet_s:
+                self.connected = False
             for fix in fixes:
                 yield fix
                 self._ticks.restart()

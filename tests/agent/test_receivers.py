@@ -352,7 +352,7 @@ def test_a_receiver_on_a_serial_port_delivers_what_gpsd_decodes(
     # half-read; the sentinel closes the last one instead.
     source = SerialSource(pair.reader, baud=9600, read_timeout=10.0, reopen_delay=0.05, idle_s=0.1)
     running = run_source(source)
-    running.wait_for(lambda _: source.connected, "the port to open")
+    running.wait_for(lambda _: source.port_open, "the port to open")
     # All at once: a pty has no baud rate, and the source must cope with
     # however the kernel splits the stream into reads.
     pair.write(data + SENTINEL)
