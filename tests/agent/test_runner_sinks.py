@@ -15,7 +15,7 @@ import sqlite3
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +24,10 @@ import pytest
 from agent.buffer import Buffer
 from agent.fix import Fix
 from agent.runner import Runner
+from agent.simulate import route_nmea
+from agent.sources import SerialSource
 from agent.status import ListSink, StatusFileSink, StatusSnapshot, default_sinks
+from tests.agent.conftest import PtyPair
 from tests.agent.fake_server import FakeServer
 from tests.agent.test_runner import T0, WAIT, Running, settings
 from tests.services import free_port
@@ -163,6 +166,29 @@ def test_gps_without_a_receiver_is_no_device(tmp_path: Path, server: FakeServer)
     assert snap is not None and snap.healthy  # still looping: the watchdog goes on
     assert sink.gps_states() == ["no_device"]
     assert sink.uplink_states() == ["connecting"]  # nothing to send, so no answer yet
+
+
+def test_a_serial_port_without_nmea_is_no_device_until_a_receiver_talks(
+    tmp_path: Path, server: FakeServer, pty_pair: Callable[[], PtyPair]
+) -> None:
+    # A Pi's /dev/serial0 with no HAT on it opens and stays silent: the driver's GPS
+    # LED must say "call the depot" (no_device), not "waiting for the sky".
+    pair = pty_pair()
+    gps = {"source": "serial", "device": pair.reader, "reconnect_delay_s": 0.1, "idle_s": 0.1}
+    sink = ListSink()
+    runner = Runner(settings(tmp_path, server.url, gps=gps), sinks=[sink])
+    source = runner.source
+    assert isinstance(source, SerialSource)
+    with Running(runner):
+        assert sink.wait_for(lambda s: s.state == "no_fix" and source.port_open, WAIT)
+        pair.write(route_bytes())  # once open: pyserial's open drops what came before
+        assert sink.wait_for(lambda s: s.gps == "fix", WAIT) is not None
+    assert sink.gps_states()[:2] == ["no_device", "fix"]
+
+
+def route_bytes() -> bytes:
+    start = datetime.now(UTC).replace(microsecond=0)
+    return "".join(line + "\r\n" for line in route_nmea(2, start, 5)).encode()
 
 
 def test_ready_watchdog_status_and_stopping(
