@@ -59,7 +59,10 @@ def test_parked_bus_with_default_thinning_is_not_no_fix(tmp_path: Path) -> None:
                 time.sleep(0.01)
                 doc = r.status()
             seen = read_status(cfg)  # what `bustracker-agent status` shows
-        assert "no_fix" not in r.states, r.states
+        # From its first fix on: before it, a loaded machine may hold the capture
+        # thread back past no_fix_after_s, which is no fix, rightly.
+        since_first = r.states[r.states.index("ok") :]
+        assert "no_fix" not in since_first, r.states
         assert r.states[-1] == "ok" and seen["state"] == "ok"
         assert seen["last_fix"] is not None and seen["backlog"] == 0
         assert len(server.fixes) >= 2
