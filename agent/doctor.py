@@ -97,7 +97,7 @@ def _silent_port(where: str, wait_s: float, unreadable: int) -> Check:
 def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     """Read the configured source for up to ``wait_s``: does it answer, and with a fix?"""
     from agent.runner import make_source
-    from agent.sources import SerialSource
+    from agent.sources import GpsdSource, SerialSource
 
     gps = settings.gps
     where = (
@@ -112,9 +112,12 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     deadline = time.monotonic() + wait_s
     try:
         for item in source.fixes(stop):
-            # A serial port counts once it opens: what comes on it is judged below.
-            opened = isinstance(source, SerialSource) and source.port_open
-            seen_device = seen_device or source.connected or opened
+            # The way to the receiver counts once it is there (the port opens, gpsd
+            # answers); whether a receiver talks on it is judged below.
+            way = (isinstance(source, SerialSource) and source.port_open) or (
+                isinstance(source, GpsdSource) and source.answering
+            )
+            seen_device = seen_device or source.connected or way
             if item is not None and (item.mode is None or item.mode >= 2):
                 if fix is None:
                     # gpsd lends the satellite count from its SKY report, which may

@@ -69,8 +69,12 @@ class GpsdSource:
         self.read_timeout = read_timeout
         self.reconnect_delay = reconnect_delay
         self.idle_s = idle_s
+        # Answering: gpsd spoke on this connection. Connected: it also has a receiver
+        # open (its DEVICES and DEVICE reports): gpsd answers clients without one.
+        self.answering = False
         self.connected = False
         self.last_error: str | None = None
+        self._receivers: set[str] = set()
         self._recent: deque[datetime] = deque(maxlen=_RECENT_TIMES)
         self._sky: tuple[float | None, int | None, float] | None = None  # hdop, sats, arrived
         self._outage_logged = False
@@ -85,7 +89,8 @@ class GpsdSource:
             try:
                 yield from self._session(sock, stop)
             finally:
-                self.connected = False
+                self.answering = self.connected = False
+                self._receivers.clear()
                 sock.close()
             # Also after a lost session: a gpsd that accepts and hangs up at once
             # (too many clients, shutting down) must not become a busy loop.
@@ -123,7 +128,7 @@ class GpsdSource:
                     self._lost("closed the connection")
                     return
                 last_data, probed = time.monotonic(), False
-                if not self.connected:
+                if not self.answering:
                     self._up()
             lines = (buf + data).split(b"\n")
             buf = lines.pop()
@@ -147,10 +152,10 @@ class GpsdSource:
     # -- one log line per outage, however many retries it takes ----------------
 
     def _up(self) -> None:
-        # Connected means gpsd has spoken (it greets with VERSION at once), not
+        # Answering means gpsd has spoken (it greets with VERSION at once), not
         # merely that the kernel accepted the TCP connection: a dying or hung
         # gpsd can still accept.
-        self.connected = True
+        self.answering = True
         self._sky = None
         what = "is back" if self._outage_logged else "connected"
         log.info("gpsd at %s %s", self._addr, what)
@@ -226,9 +231,33 @@ class GpsdSource:
             return self._tpv(obj)
         if kind == "SKY":
             self._take_sky(obj)
+        elif kind == "DEVICES":
+            devices = obj.get("devices")
+            self._receivers.clear()
+            for device in devices if isinstance(devices, list) else []:
+                self._take_device(device)
+            self._device_change()
+        elif kind == "DEVICE":
+            self._take_device(obj)
+            self._device_change()
         elif kind == "ERROR":
             log.warning("gpsd error: %s", obj.get("message"))
         return _Skip.SKIP
+
+    def _take_device(self, device: Any) -> None:
+        # Active while "activated" holds its time; inactive ones have none, or 0
+        # (gpsd before 3.20 sends 0 for a device being closed).
+        if not isinstance(device, dict) or not isinstance(device.get("path"), str):
+            return
+        if device.get("activated"):
+            self._receivers.add(device["path"])
+        else:
+            self._receivers.discard(device["path"])
+
+    def _device_change(self) -> None:
+        self.connected = bool(self._receivers)
+        if not self.connected:
+            self.last_error = "gpsd answers but has no receiver open"
 
     def _tpv(self, tpv: dict[str, Any]) -> Fix | Literal[_Skip.SKIP] | None:
         mode = tpv.get("mode")

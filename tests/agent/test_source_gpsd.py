@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from agent.fix import Fix
 from agent.nmea import EpochAssembler
 from agent.simulate import write_route
 from agent.sources import GpsdSource
-from tests.agent.conftest import DATA, GpsFake, Running, RunSource
+from tests.agent.conftest import DATA, GpsFake, PtyPair, Running, RunSource
 from tests.services import free_port
 
 pytestmark = pytest.mark.gpsd
@@ -67,7 +71,10 @@ def test_fixes_match_the_log_one_per_epoch(
     messages = [r.getMessage() for r in caplog.records if r.name == "agent.sources.gpsd"]
     connects = [m for m in messages if m.endswith((" connected", " is back"))]
     assert len(connects) == 1, messages
-    assert source.connected
+    assert source.answering
+    # gpsfake closes the log's device once it is played, and gpsd says so (DEVICE
+    # without "activated"): gpsd now has no receiver, and the source says that too.
+    assert not source.connected and source.last_error == "gpsd answers but has no receiver open"
 
 
 def test_an_epoch_reported_2d_then_3d_is_one_fix(gpsfake: GpsFake, run_source: RunSource) -> None:
@@ -273,3 +280,44 @@ def test_nothing_listening_yields_none_and_stops_on_request(run_source: RunSourc
     assert not source.connected
     running.stop.set()
     assert running.finished.wait(30)
+
+
+def test_a_gpsd_without_a_receiver_is_not_a_reached_receiver_until_one_is_plugged(
+    tmp_path: Path, run_source: RunSource, pty_pair: Callable[[], PtyPair]
+) -> None:
+    # gpsd answers clients with no device open (DEVICES is empty): the driver's LED
+    # must say "no GPS receiver", not "searching", until gpsd opens one.
+    if shutil.which("gpsd") is None:
+        pytest.skip("gpsd not found: install the Debian package gpsd")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="gpsd-"))  # short: the control socket's sun_path
+    control = workdir / "ctl"
+    proc = subprocess.Popen(
+        ["gpsd", "-N", "-n", "-S", str(port), "-F", str(control)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        source = GpsdSource("127.0.0.1", port, read_timeout=1.5, reconnect_delay=0.05, idle_s=0.1)
+        running = run_source(source)
+        running.wait_for(lambda _: source.answering, "gpsd to answer")
+        quiet_for(running, 5)
+        assert not source.connected
+        assert source.last_error == "gpsd answers but has no receiver open"
+        # The receiver is plugged in: gpsd's hotplug script adds it on the control socket.
+        pair = pty_pair()
+        # gpsd drops root once started, and a pty is its creator's alone (udev gives a
+        # real receiver's node to group dialout, which gpsd joins).
+        os.chmod(pair.reader, 0o666)
+        with socket.socket(socket.AF_UNIX) as ctl:
+            ctl.connect(str(control))
+            ctl.sendall(f"+{pair.reader}\n".encode())
+            assert ctl.recv(16).startswith(b"OK")
+        running.wait_for(lambda _: source.connected, "gpsd to open the receiver")
+        start = datetime.now(UTC).replace(microsecond=0)
+        pair.write(write_route(tmp_path / "route.nmea", 4, start, 20).read_bytes())
+        running.wait_fixes(3)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
