@@ -202,8 +202,8 @@ class Runner:
     # -- state --------------------------------------------------------------------------
 
     def device_present(self) -> bool:
-        # Whether the source reaches the receiver: gpsd spoke, the serial port is
-        # open, the replay file is being read.
+        # Whether the source reaches the receiver: gpsd has one open, NMEA comes on
+        # the serial port, the replay file is being read (D82).
         return self.source.connected
 
     def snapshot(self, *, stopping: bool = False, final: bool = False) -> StatusSnapshot:

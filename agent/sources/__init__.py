@@ -20,8 +20,9 @@ __all__ = ["GpsSource", "GpsdSource", "ReplaySource", "SerialSource"]
 
 
 class GpsSource(Protocol):
-    # Whether the source reaches the receiver now (gpsd spoke, the port is open, the
-    # file is being read), and why it last could not: `doctor` names that cause.
+    # Whether the source reaches the receiver now (gpsd has one open, NMEA comes on
+    # the port, the file is being read; D82), and why it last could not: `doctor`
+    # names that cause.
     connected: bool
     last_error: str | None
 
