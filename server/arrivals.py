@@ -25,7 +25,7 @@ from typing import Literal
 
 from server.gtfs.index import FeedIndex
 from server.gtfs.shapes import LatLon, ShapeLine, place_stops
-from server.vehicle import MOVING_MS, distance_m
+from server.vehicle import distance_m, moving_heading
 
 MAX_SPEED_MS = 26.0  # faster is a bad fix, not a bus (GTFS-Realtime validator W004)
 OWN_SPEED_M = 500.0  # how far a bus is assumed to keep a speed above the average
@@ -97,8 +97,9 @@ def _left_on(path: Path, pos: Position) -> tuple[bool, float | None]:
         return False, None
     nearest = min(s.off_m for s in passages)
     spots = [s for s in passages if s.off_m <= nearest + VEHICLE_SLACK_M]
-    moving = pos.heading is not None and pos.speed is not None and pos.speed >= MOVING_MS
-    way = pos.heading if moving else pos.course
+    way = moving_heading(pos.speed, pos.heading)
+    if way is None:
+        way = pos.course
     if way is not None:
         spots = [s for s in spots if _angle(s.bearing, way) <= SAME_WAY_DEG]
     left = [

@@ -214,11 +214,17 @@ class Course:
     t: datetime
 
 
+def moving_heading(speed: float | None, heading: float | None) -> float | None:
+    """``heading`` when it says where the vehicle goes: at MOVING_MS or faster."""
+    return heading if heading is not None and speed is not None and speed >= MOVING_MS else None
+
+
 def course_after(previous: Course | None, fix: FixIn) -> Course | None:
     """The course once ``fix`` is the newest: its own heading when it moves, else
     ``previous`` while it is at most COURSE_KEPT older than ``fix``."""
-    if fix.heading is not None and fix.speed is not None and fix.speed >= MOVING_MS:
-        return Course(fix.heading, fix.t)
+    heading = moving_heading(fix.speed, fix.heading)
+    if heading is not None:
+        return Course(heading, fix.t)
     if previous is not None and timedelta(0) <= fix.t - previous.t <= COURSE_KEPT:
         return previous
     return None
