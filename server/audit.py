@@ -17,7 +17,7 @@ from litestar.params import QueryParameter
 
 from server.access import access
 from server.auth import Principal
-from server.http import ApiError, FromTime, ToTime, query_time, services
+from server.http import ApiError, FromTime, ToTime, checked_range, query_time, services
 from server.model import AuditEntry, AuditMatch
 from server.store.base import Fleet
 from server.vehicle import iso
@@ -119,8 +119,8 @@ async def list_audit(
     assert limit is not None
     # A time range as for tracks: from its start up to just before its end.
     since, until = query_time("from", start), query_time("to", end)
-    if since and until and since >= until:
-        raise ApiError(422, "from: must be before to")
+    if since and until:
+        checked_range(since, until)
     # Exact matches, each optional: "what happened to bus 17", "what did olga do".
     match = AuditMatch(
         _text_param(actor, "actor"),

@@ -14,9 +14,9 @@ from litestar import Request, get
 from litestar.params import FromPath, QueryParameter
 
 from server.access import access
-from server.http import ToTime, query_time, services
+from server.http import ToTime, checked_range, query_time, services
 from server.model import Device, Event
-from server.tracks import checked_range, device_or_404
+from server.tracks import device_or_404
 from server.vehicle import iso
 
 DEFAULT_EVENT_RANGE = timedelta(days=7)

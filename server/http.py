@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Request, Response
@@ -90,6 +90,18 @@ def query_time(name: str, value: str | None) -> datetime | None:
         raise ApiError(422, f"{name}: {reason}") from None
     except (OverflowError, OSError):
         raise ApiError(422, f"{name}: out of range") from None
+
+
+def checked_range(
+    start: datetime, end: datetime, longest: timedelta | None = None
+) -> tuple[datetime, datetime]:
+    """``start, end`` if in order and no longer than ``longest``; else a 422 naming from/to."""
+    if start >= end:
+        raise ApiError(422, "from: must be before to")
+    if longest is not None and end - start > longest:
+        days = f"{longest.days} day{'' if longest.days == 1 else 's'}"
+        raise ApiError(422, f"from/to: at most {days} per request")
+    return start, end
 
 
 def store_unavailable(headers: dict[str, str] | None = None) -> ApiError:

@@ -18,7 +18,7 @@ from litestar.params import FromPath, QueryParameter
 from server.access import access
 from server.devices import MAX_ID
 from server.gpx import export_filename, track_gpx
-from server.http import ApiError, FromTime, ToTime, query_time, services
+from server.http import ApiError, FromTime, ToTime, checked_range, query_time, services
 from server.model import Device, FixIn
 from server.simplify import simplify
 from server.store.base import Registry
@@ -80,16 +80,6 @@ def track_range(
     if start is None:
         start = end - DEFAULT_TRACK_RANGE
     return checked_range(start, end, MAX_TRACK_RANGE)
-
-
-def checked_range(start: datetime, end: datetime, longest: timedelta) -> tuple[datetime, datetime]:
-    """``start, end`` if in order and no longer than ``longest``; else a 422 naming from/to."""
-    if start >= end:
-        raise ApiError(422, "from: must be before to")
-    if end - start > longest:
-        days = f"{longest.days} day{'' if longest.days == 1 else 's'}"
-        raise ApiError(422, f"from/to: at most {days} per request")
-    return start, end
 
 
 def track_geojson(
