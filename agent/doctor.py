@@ -12,10 +12,8 @@ at, and the token is tried with an empty batch, which stores nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -109,6 +107,7 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     stop = threading.Event()
     seen_device = False
     fix = None
+    paths: list[str] = []
     deadline = time.monotonic() + wait_s
     try:
         for item in source.fixes(stop):
@@ -118,6 +117,8 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
                 isinstance(source, GpsdSource) and source.answering
             )
             seen_device = seen_device or source.connected or way
+            if isinstance(source, GpsdSource):
+                paths = source.receivers  # taken now: a closed session forgets them
             if item is not None and (item.mode is None or item.mode >= 2):
                 if fix is None:
                     # gpsd lends the satellite count from its SKY report, which may
@@ -157,8 +158,9 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     device = Check("gps device", True, f"{where} answers")
     if isinstance(source, SerialSource):
         device = Check("gps device", True, f"{where}: NMEA arriving")
-    if gps.source == "gpsd":
-        paths = gpsd_devices(gps.host, gps.port, max(gps.connect_timeout_s, 1.0))
+    if isinstance(source, GpsdSource):
+        # gpsd's own DEVICES report, on the source's connection: gpsd answers clients
+        # with no receiver, which tells an unplugged one from one without sky.
         if not paths:
             return [
                 Check(
@@ -186,37 +188,6 @@ def check_gps(settings: Settings, wait_s: float) -> list[Check]:
     kind = {2: "2D fix", 3: "3D fix"}.get(fix.mode or 0, "fix")
     sats = f", {fix.sats} satellites" if fix.sats is not None else ", satellites not reported"
     return [device, Check("gps fix", True, f"{kind}{sats} at {fix.lat:.5f}, {fix.lon:.5f}")]
-
-
-def gpsd_devices(host: str, port: int, timeout: float) -> list[str] | None:
-    """The receivers gpsd has open (its DEVICES report), or None if it doesn't answer.
-
-    gpsd answers clients with no receiver at all, so "gpsd speaks" doesn't mean
-    there is a GPS: this tells an unplugged receiver from one without sky.
-    """
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(b"?DEVICES;\n")
-            buf = b""
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return None
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    try:
-                        report = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(report, dict) and report.get("class") == "DEVICES":
-                        devices = report.get("devices") or []
-                        return [str(d.get("path", "?")) for d in devices if isinstance(d, dict)]
-    except OSError:
-        return None
-    return None
 
 
 def check_time(settings: Settings, synced: Callable[[], bool]) -> Check:

@@ -146,6 +146,11 @@ class GpsdSource:
                 yield None
 
     @property
+    def receivers(self) -> list[str]:
+        """The receivers gpsd has open, as its DEVICES and DEVICE reports said."""
+        return sorted(self._receivers)
+
+    @property
     def _addr(self) -> str:
         return f"{self.host}:{self.port}"
 
