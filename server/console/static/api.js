@@ -96,15 +96,21 @@ function send(path, opts) {
   return fetch(path, { ...opts, headers, body });
 }
 
+// One call with this sign-in: renewed once and sent again if the token had expired.
+async function authed(path, opts) {
+  const r = await send(path, opts);
+  if (r.status !== 401 || !state) return r;
+  await refresh();
+  return send(path, opts);
+}
+
+const refusal = (r, body) => new ApiError(r.status, body?.error || `${r.status} ${r.statusText}`);
+
 // A file the API answers (a track's GPX): fetched with this sign-in, as an <a href>
 // cannot be, and saved under the name the server gives it. Returns that name.
 export async function download(path) {
-  let r = await send(path, {});
-  if (r.status === 401 && state) { await refresh(); r = await send(path, {}); }
-  if (!r.ok) {
-    const body = await r.json().catch(() => null);
-    throw new ApiError(r.status, body?.error || `${r.status} ${r.statusText}`);
-  }
+  const r = await authed(path, {});
+  if (!r.ok) throw refusal(r, await r.json().catch(() => null));
   const name = /filename="([^"]+)"/.exec(r.headers.get("Content-Disposition") || "")?.[1] || "download";
   const a = document.createElement("a");
   a.href = URL.createObjectURL(await r.blob());
@@ -115,10 +121,9 @@ export async function download(path) {
 }
 
 export async function api(path, opts = {}) {
-  let r = await send(path, opts);
-  if (r.status === 401 && state) { await refresh(); r = await send(path, opts); }
+  const r = await authed(path, opts);
   const body = r.status === 204 ? null : await r.json().catch(() => null);
-  if (!r.ok) throw new ApiError(r.status, body?.error || `${r.status} ${r.statusText}`);
+  if (!r.ok) throw refusal(r, body);
   return body;
 }
 
