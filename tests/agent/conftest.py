@@ -116,6 +116,50 @@ def gpsfake() -> Iterator[GpsFake]:
 
 
 @dataclass
+class BareGpsd:
+    """A real gpsd with no receiver open: it answers clients all the same."""
+
+    port: int
+    control: Path
+
+    def add(self, device: str) -> None:
+        """Plug a receiver in, as gpsd's hotplug script does (on its control socket)."""
+        with socket.socket(socket.AF_UNIX) as ctl:
+            ctl.connect(str(self.control))
+            ctl.sendall(f"+{device}\n".encode())
+            reply = ctl.recv(16)
+        assert reply.startswith(b"OK"), f"gpsd refused {device}: {reply!r}"
+
+
+@pytest.fixture
+def bare_gpsd() -> Iterator[BareGpsd]:
+    if shutil.which("gpsd") is None:
+        _missing("gpsd", "gpsd")
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="gpsd-"))  # short: the control socket's sun_path
+    proc = subprocess.Popen(
+        ["gpsd", "-N", "-n", "-S", str(port), "-F", str(workdir / "ctl")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"gpsd did not listen on {port}")
+                time.sleep(0.02)
+        yield BareGpsd(port, workdir / "ctl")
+    finally:
+        proc.kill()
+        proc.wait(timeout=WAIT)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass
 class PtyPair:
     """Two ends of a socat pty pair: write NMEA to ``writer``, the source reads ``reader``."""
 

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +21,7 @@ import pytest
 from agent.cli import main
 from agent.doctor import Check, as_text, run_checks
 from agent.simulate import write_route
-from tests.agent.conftest import GpsFake, PtyPair
+from tests.agent.conftest import BareGpsd, GpsFake, PtyPair
 from tests.server.running import RunningServer, make_settings
 from tests.services import free_port
 
@@ -58,16 +53,6 @@ def write_config(tmp_path: Path, url: str, token: str | None, **sections: dict[s
     path = tmp_path / "agent.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def answers(host: str, port: int) -> bool:
-    """Whether gpsd is up: it greets a new client at once."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
-            sock.settimeout(0.5)
-            return sock.recv(64).startswith(b'{"class":"VERSION"')
-    except OSError:
-        return False
 
 
 def by_name(checks: list[Check]) -> dict[str, Check]:
@@ -119,30 +104,13 @@ def test_refused_token_offline_server_and_no_gps(
 
 
 def test_gpsd_without_a_receiver_is_not_a_missing_sky(
-    tmp_path: Path, server: tuple[RunningServer, str]
+    tmp_path: Path, server: tuple[RunningServer, str], bare_gpsd: BareGpsd
 ) -> None:
     # A real gpsd with no device: it answers clients, so only its DEVICES report
     # tells an unplugged receiver from one that can't see the sky.
-    if shutil.which("gpsd") is None:
-        pytest.skip("gpsd not found: install the Debian package gpsd")
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="gpsd-"))  # short: the control socket's sun_path
-    proc = subprocess.Popen(
-        ["gpsd", "-N", "-n", "-S", str(port), "-F", str(workdir / "ctl")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        running, token = server
-        cfg = write_config(tmp_path, running.url, token, gps={"port": port})
-        deadline = time.monotonic() + 10
-        while not answers("127.0.0.1", port) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        found = by_name(run_checks(cfg, {}, gps_wait_s=0.5, clock_synced=lambda: True))
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    running, token = server
+    cfg = write_config(tmp_path, running.url, token, gps={"port": bare_gpsd.port})
+    found = by_name(run_checks(cfg, {}, gps_wait_s=0.5, clock_synced=lambda: True))
     assert not found["gps device"].ok
     assert "answers but has no receiver open" in found["gps device"].detail
     assert "/etc/default/gpsd" in found["gps device"].fix

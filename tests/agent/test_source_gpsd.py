@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -22,7 +19,7 @@ from agent.fix import Fix
 from agent.nmea import EpochAssembler
 from agent.simulate import write_route
 from agent.sources import GpsdSource
-from tests.agent.conftest import DATA, GpsFake, PtyPair, Running, RunSource
+from tests.agent.conftest import DATA, BareGpsd, GpsFake, PtyPair, Running, RunSource
 from tests.services import free_port
 
 pytestmark = pytest.mark.gpsd
@@ -283,41 +280,24 @@ def test_nothing_listening_yields_none_and_stops_on_request(run_source: RunSourc
 
 
 def test_a_gpsd_without_a_receiver_is_not_a_reached_receiver_until_one_is_plugged(
-    tmp_path: Path, run_source: RunSource, pty_pair: Callable[[], PtyPair]
+    tmp_path: Path, run_source: RunSource, pty_pair: Callable[[], PtyPair], bare_gpsd: BareGpsd
 ) -> None:
     # gpsd answers clients with no device open (DEVICES is empty): the driver's LED
     # must say "no GPS receiver", not "searching", until gpsd opens one.
-    if shutil.which("gpsd") is None:
-        pytest.skip("gpsd not found: install the Debian package gpsd")
-    port = free_port()
-    workdir = Path(tempfile.mkdtemp(prefix="gpsd-"))  # short: the control socket's sun_path
-    control = workdir / "ctl"
-    proc = subprocess.Popen(
-        ["gpsd", "-N", "-n", "-S", str(port), "-F", str(control)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    source = GpsdSource(
+        "127.0.0.1", bare_gpsd.port, read_timeout=1.5, reconnect_delay=0.05, idle_s=0.1
     )
-    try:
-        source = GpsdSource("127.0.0.1", port, read_timeout=1.5, reconnect_delay=0.05, idle_s=0.1)
-        running = run_source(source)
-        running.wait_for(lambda _: source.answering, "gpsd to answer")
-        quiet_for(running, 5)
-        assert not source.connected
-        assert source.last_error == "gpsd answers but has no receiver open"
-        # The receiver is plugged in: gpsd's hotplug script adds it on the control socket.
-        pair = pty_pair()
-        # gpsd drops root once started, and a pty is its creator's alone (udev gives a
-        # real receiver's node to group dialout, which gpsd joins).
-        os.chmod(pair.reader, 0o666)
-        with socket.socket(socket.AF_UNIX) as ctl:
-            ctl.connect(str(control))
-            ctl.sendall(f"+{pair.reader}\n".encode())
-            assert ctl.recv(16).startswith(b"OK")
-        running.wait_for(lambda _: source.connected, "gpsd to open the receiver")
-        start = datetime.now(UTC).replace(microsecond=0)
-        pair.write(write_route(tmp_path / "route.nmea", 4, start, 20).read_bytes())
-        running.wait_fixes(3)
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    running = run_source(source)
+    running.wait_for(lambda _: source.answering, "gpsd to answer")
+    quiet_for(running, 5)
+    assert not source.connected
+    assert source.last_error == "gpsd answers but has no receiver open"
+    pair = pty_pair()
+    # gpsd drops root once started, and a pty is its creator's alone (udev gives a
+    # real receiver's node to group dialout, which gpsd joins).
+    os.chmod(pair.reader, 0o666)
+    bare_gpsd.add(pair.reader)
+    running.wait_for(lambda _: source.connected, "gpsd to open the receiver")
+    start = datetime.now(UTC).replace(microsecond=0)
+    pair.write(write_route(tmp_path / "route.nmea", 4, start, 20).read_bytes())
+    running.wait_fixes(3)
